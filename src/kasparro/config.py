@@ -1,0 +1,145 @@
+"""One typed place for every setting. Values come from the environment (or `.env`) only."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SAMPLES_DIR = PACKAGE_DIR / "samples"
+DEFAULT_SQLITE_PATH = Path("data") / "kasparro.db"
+
+
+class CoinGeckoPlan(StrEnum):
+    PUBLIC = "public"
+    DEMO = "demo"
+    PRO = "pro"
+
+
+COINGECKO_ROOTS: dict[CoinGeckoPlan, str] = {
+    CoinGeckoPlan.PUBLIC: "https://api.coingecko.com/api/v3",
+    CoinGeckoPlan.DEMO: "https://api.coingecko.com/api/v3",
+    CoinGeckoPlan.PRO: "https://pro-api.coingecko.com/api/v3",
+}
+COINGECKO_KEY_HEADERS: dict[CoinGeckoPlan, str | None] = {
+    CoinGeckoPlan.PUBLIC: None,
+    CoinGeckoPlan.DEMO: "x-cg-demo-api-key",
+    CoinGeckoPlan.PRO: "x-cg-pro-api-key",
+}
+# Calls per minute each plan allows (FACTS.md); a full public crawl would take many minutes.
+COINGECKO_PLAN_RATE_PER_MINUTE: dict[CoinGeckoPlan, float] = {
+    CoinGeckoPlan.PUBLIC: 10,
+    CoinGeckoPlan.DEMO: 30,
+    CoinGeckoPlan.PRO: 500,
+}
+COINPAPRIKA_FREE_ROOT = "https://api.coinpaprika.com/v1"
+COINPAPRIKA_PAID_ROOT = "https://api-pro.coinpaprika.com/v1"
+
+
+class Settings(BaseSettings):
+    """Kasparro's configuration; every field is documented in `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Runtime
+    kasparro_env: Literal["development", "production"] = "development"
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    # Storage
+    database_url: str | None = None
+
+    # Sources
+    coingecko_enabled: bool = True
+    coingecko_api_plan: CoinGeckoPlan = CoinGeckoPlan.PUBLIC
+    coingecko_api_key: SecretStr | None = None
+    coingecko_base_url: str | None = None
+    coingecko_per_page: int = Field(default=250, ge=1, le=250)
+    coingecko_max_pages: int | None = Field(default=None, ge=1)
+    coingecko_rate_limit_per_minute: float | None = Field(default=None, gt=0)
+
+    coinpaprika_enabled: bool = True
+    coinpaprika_api_key: SecretStr | None = None
+    coinpaprika_base_url: str | None = None
+    coinpaprika_rate_limit_per_second: float = Field(default=10, gt=0)
+
+    csv_enabled: bool = True
+    csv_path: Path = SAMPLES_DIR / "markets.csv"
+    csv_weird_enabled: bool = True
+    csv_weird_path: Path = SAMPLES_DIR / "markets_weird.csv"
+
+    identity_crosswalk_path: Path | None = None
+
+    # HTTP client (outbound)
+    http_timeout_seconds: float = Field(default=20, gt=0)
+    http_max_attempts: int = Field(default=5, ge=1)
+    http_max_retry_seconds: float = Field(default=120, gt=0)
+
+    # ETL
+    etl_schedule: str = "*/10 * * * *"
+    etl_run_on_start: bool = True
+    etl_batch_size: int = Field(default=500, ge=1, le=10_000)
+    etl_lock_lease_seconds: int = Field(default=300, ge=5)
+    history_retention_days: int | None = Field(default=None, ge=1)
+
+    # Data quality: schema drift and anomalies
+    drift_rename_confidence: float = Field(default=0.8, gt=0, le=1)
+    anomaly_price_deviation: float = Field(default=0.1, gt=0)
+    anomaly_count_drop: float = Field(default=0.5, gt=0, lt=1)
+    anomaly_duration_factor: float = Field(default=3.0, gt=1)
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    admin_api_key: SecretStr | None = None
+    api_rate_limit_per_minute: int = Field(default=600, ge=0)
+
+    # Fault injection (tests and drills only; refused when KASPARRO_ENV=production)
+    kasparro_faults: str = ""
+
+    @model_validator(mode="after")
+    def _faults_never_in_production(self) -> Settings:
+        if self.kasparro_faults and self.kasparro_env == "production":
+            raise ValueError("KASPARRO_FAULTS is refused when KASPARRO_ENV=production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+    @property
+    def coingecko_root(self) -> str:
+        return (self.coingecko_base_url or COINGECKO_ROOTS[self.coingecko_api_plan]).rstrip("/")
+
+    @property
+    def coingecko_page_cap(self) -> int | None:
+        """Pages to crawl: all on pro; the top 1,000 coins on public and demo unless overridden."""
+        if self.coingecko_max_pages is not None:
+            return self.coingecko_max_pages
+        if self.coingecko_api_plan is CoinGeckoPlan.PRO:
+            return None
+        return max(1, -(-1000 // self.coingecko_per_page))
+
+    @property
+    def coingecko_calls_per_minute(self) -> float:
+        if self.coingecko_rate_limit_per_minute is not None:
+            return self.coingecko_rate_limit_per_minute
+        return COINGECKO_PLAN_RATE_PER_MINUTE[self.coingecko_api_plan]
+
+    @property
+    def coinpaprika_root(self) -> str:
+        if self.coinpaprika_base_url:
+            return self.coinpaprika_base_url.rstrip("/")
+        return COINPAPRIKA_PAID_ROOT if self.coinpaprika_api_key else COINPAPRIKA_FREE_ROOT
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,99 @@
+"""The unified model every source is normalized into, validated with Pydantic."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+SOURCES: tuple[str, ...] = ("coingecko", "coinpaprika", "csv", "csv_weird")
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+
+
+class UnifiedRecord(BaseModel):
+    """One source asset's observation, in the one shape every source is normalized into.
+
+    The canonical `asset_id`, `ingested_at` and `run_id` are added when the record is loaded.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    source: str
+    source_asset_id: str = Field(min_length=1, max_length=200)
+    symbol: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=500)
+    # A price is required and positive: never defaulted, never zero.
+    price_usd: FiniteFloat = Field(gt=0)
+    market_cap_usd: FiniteFloat | None = Field(default=None, ge=0)
+    volume_24h_usd: FiniteFloat | None = Field(default=None, ge=0)
+    observed_at: datetime
+    raw_id: str = Field(min_length=64, max_length=64)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if value not in SOURCES:
+            raise ValueError(f"unknown source {value!r}")
+        return value
+
+    @field_validator("symbol")
+    @classmethod
+    def _upper_symbol(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("name")
+    @classmethod
+    def _clean_name(cls, value: str) -> str:
+        # Real names carry zero-width spaces ("\u200b\u200bStable").
+        cleaned = "".join(ch for ch in value if ch not in "\u200b\u200c\u200d\ufeff").strip()
+        if not cleaned:
+            raise ValueError("name is empty")
+        return cleaned
+
+    @field_validator("observed_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("observed_at must carry a timezone")
+        return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A record exactly as a source delivered it, with its content address."""
+
+    source: str
+    payload: dict[str, Any]
+    raw_id: str
+
+    @classmethod
+    def of(cls, source: str, payload: dict[str, Any]) -> RawRecord:
+        return cls(source=source, payload=payload, raw_id=content_hash(source, payload))
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a raw record could not be normalized; it goes to quarantine with its payload."""
+
+    raw: RawRecord
+    reason: str
+    source_asset_id: str | None = None
+
+
+def content_hash(source: str, payload: Any) -> str:
+    """A stable address for a payload: same source and content, same id."""
+    body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(source.encode() + b"\0" + body).hexdigest()
