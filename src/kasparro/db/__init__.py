@@ -1,0 +1,1 @@
+"""Storage: schema, engine and migrations (SQLAlchemy Core and Alembic)."""
