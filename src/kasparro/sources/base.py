@@ -1,0 +1,104 @@
+"""What every source provides: batches of raw records with their checkpoint, and a normalizer."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from kasparro.models import RawRecord, Rejection, UnifiedRecord
+
+Cursor = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Raw records that are loaded in one transaction, together with the cursor that covers them."""
+
+    records: Sequence[RawRecord]
+    cursor: Cursor
+    label: str
+    # Records the source could not even shape into a payload (a broken CSV line, say).
+    rejections: Sequence[Rejection] = field(default_factory=tuple)
+
+
+class SourceError(Exception):
+    """An upstream problem with a message safe to show and store (no secrets)."""
+
+    retriable: bool = False
+
+
+class UpstreamUnavailable(SourceError):
+    """Rate limits, 5xx, timeouts, connection errors, non-JSON error pages: worth retrying."""
+
+    retriable = True
+
+
+class UpstreamAuthError(SourceError):
+    """Missing, wrong or wrong-plan key: retrying cannot help."""
+
+
+class BadPayload(SourceError):
+    """The upstream answered, but not in the shape we know (a bad page fails the run cleanly)."""
+
+
+class Source(ABC):
+    """A source: fetches batches (I/O) and normalizes each raw record (pure)."""
+
+    name: str
+
+    @abstractmethod
+    def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
+        """Yield batches from where `cursor` (the last committed checkpoint) left off."""
+
+    @abstractmethod
+    def normalize(self, raw: RawRecord) -> UnifiedRecord | Rejection:
+        """Turn one raw record into the unified model, or say why it cannot be."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections or files."""
+
+
+def validate(raw: RawRecord, fields: Mapping[str, Any]) -> UnifiedRecord | Rejection:
+    """Validate mapped fields; a failure becomes a Rejection that names the field."""
+    source_asset_id = fields.get("source_asset_id")
+    try:
+        return UnifiedRecord.model_validate({**fields, "source": raw.source, "raw_id": raw.raw_id})
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        return Rejection(
+            raw=raw,
+            reason=reasons,
+            source_asset_id=str(source_asset_id) if source_asset_id else None,
+        )
+
+
+def parse_number(value: Any) -> float | None:
+    """Numbers arrive as int, float, e-notation strings, "" or null: None means absent."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"not a number: {value!r}") from None
+    raise ValueError(f"not a number: {value!r}")
+
+
+def number_field(item: Mapping[str, Any], key: str, path: str = "") -> float | None:
+    """`parse_number` of one field, with an error that names the field."""
+    try:
+        return parse_number(item.get(key))
+    except ValueError as exc:
+        raise ValueError(f"{path}{key}: {exc}") from None

@@ -1,0 +1,125 @@
+"""CoinPaprika `/tickers`: one response with every ticker, loaded in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+
+from kasparro.config import Settings
+from kasparro.models import RawRecord, Rejection, UnifiedRecord
+from kasparro.sources.base import (
+    BadPayload,
+    Batch,
+    Cursor,
+    Source,
+    SourceError,
+    UpstreamAuthError,
+    number_field,
+    validate,
+)
+from kasparro.sources.http import (
+    RetryAfter,
+    RetryPolicy,
+    UpstreamClient,
+    decode_error_body,
+    generic_unavailable,
+    rate_limiter,
+    retry_after_seconds,
+)
+from kasparro.sources.timestamps import parse_utc
+
+NAME = "coinpaprika"
+
+
+def classify(response: httpx.Response) -> SourceError | None:
+    """CoinPaprika errors are `{"error": "..."}`; 402 and 403 are plan and key problems."""
+    if response.is_success:
+        return None
+    body = decode_error_body(response)
+    message = body.get("error") if isinstance(body, dict) else None
+    if message is None:
+        return generic_unavailable(NAME, response)
+    status = response.status_code
+    if status == 429:
+        return RetryAfter(
+            f"{NAME}: rate limited (HTTP 429): {message}", retry_after_seconds(response)
+        )
+    if status in (402, 403):
+        hint = "plan too low or quota used up" if status == 402 else "check COINPAPRIKA_API_KEY"
+        return UpstreamAuthError(f"{NAME}: HTTP {status}: {message} ({hint})")
+    if status >= 500:
+        return generic_unavailable(NAME, response)
+    return BadPayload(f"{NAME}: HTTP {status}: {message}")
+
+
+def normalize(raw: RawRecord) -> UnifiedRecord | Rejection:
+    """One `/tickers` item to the unified model (pure); numbers may be "" or null."""
+    item = raw.payload
+    source_asset_id = item.get("id") if isinstance(item.get("id"), str) else None
+    usd = (item.get("quotes") or {}).get("USD") if isinstance(item.get("quotes"), dict) else None
+    if not isinstance(usd, dict):
+        return Rejection(raw=raw, reason="quotes.USD: missing", source_asset_id=source_asset_id)
+    try:
+        fields = {
+            "source_asset_id": source_asset_id,
+            "symbol": item.get("symbol"),
+            "name": item.get("name"),
+            "price_usd": number_field(usd, "price", "quotes.USD."),
+            "market_cap_usd": number_field(usd, "market_cap", "quotes.USD."),
+            "volume_24h_usd": number_field(usd, "volume_24h", "quotes.USD."),
+            "observed_at": parse_utc(item.get("last_updated")),
+        }
+    except ValueError as exc:
+        return Rejection(raw=raw, reason=str(exc), source_asset_id=source_asset_id)
+    return validate(raw, fields)
+
+
+class CoinPaprikaSource(Source):
+    name = NAME
+
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        key = (
+            settings.coinpaprika_api_key.get_secret_value() if settings.coinpaprika_api_key else ""
+        )
+        self._batch_size = settings.etl_batch_size
+        self._client = UpstreamClient(
+            vendor=NAME,
+            base_url=settings.coinpaprika_root,
+            classify=classify,
+            headers={"Authorization": key} if key else None,
+            timeout=settings.http_timeout_seconds,
+            policy=RetryPolicy(settings.http_max_attempts, settings.http_max_retry_seconds),
+            limiter=rate_limiter(settings.coinpaprika_rate_limit_per_second, 1),
+            secrets=(key,),
+            transport=transport,
+        )
+
+    def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
+        # No paging upstream: a resumed run fetches again and skips what has not moved.
+        # The body is streamed, so memory holds one batch, not the whole response.
+        batch: list[RawRecord] = []
+        done = 0
+        for item in self._client.stream_items("/tickers", {"quotes": "USD"}):
+            batch.append(RawRecord.of(NAME, item))
+            if len(batch) >= self._batch_size:
+                yield self._batch(batch, done, complete=False)
+                done += len(batch)
+                batch = []
+        yield self._batch(batch, done, complete=True)
+
+    @staticmethod
+    def _batch(records: list[RawRecord], done: int, *, complete: bool) -> Batch:
+        end = done + len(records)
+        label = f"items {done + 1}-{end}" if records else f"end of /tickers after {done} items"
+        return Batch(
+            records=records,
+            cursor={"complete": complete, "items_done": end},
+            label=label,
+        )
+
+    def normalize(self, raw: RawRecord) -> UnifiedRecord | Rejection:
+        return normalize(raw)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,288 @@
+"""CSV files, clean or messy, read by one robust reader.
+
+Handles: a BOM, CRLF or LF, `,` `;` tab or `|` delimiters (sniffed from the header), header names
+in other words and order (aliases), quoted numbers with thousands separators and currency signs,
+`N/A` and empty values, blank and duplicated lines, mixed-case symbols.
+
+Incremental: the checkpoint holds the byte offset read so far and a hash of those bytes. A file
+that only grew is read from that offset; a file whose read part changed was rewritten and is read
+from the top (idempotent loading makes that safe).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kasparro.identity.resolver import slug
+from kasparro.models import RawRecord, Rejection, UnifiedRecord
+from kasparro.sources.base import BadPayload, Batch, Cursor, Source, validate
+
+FIELDS = ("symbol", "name", "price_usd", "market_cap_usd", "volume_24h_usd", "date")
+# Header spellings seen in the wild, normalized (lower case, non-alphanumerics as "_").
+ALIASES: Mapping[str, str] = {
+    **dict.fromkeys(("symbol", "ticker", "sym", "code", "coin_symbol"), "symbol"),
+    **dict.fromkeys(("name", "coin", "asset", "asset_name", "coin_name"), "name"),
+    **dict.fromkeys(
+        ("price_usd", "price", "usd_price", "price_in_usd", "current_price", "last_price", "close"),
+        "price_usd",
+    ),
+    **dict.fromkeys(
+        ("market_cap_usd", "market_cap", "marketcap", "mcap", "mkt_cap", "market_cap_in_usd"),
+        "market_cap_usd",
+    ),
+    **dict.fromkeys(
+        ("volume_24h_usd", "volume_24h", "volume", "vol_24h", "total_volume", "24h_volume"),
+        "volume_24h_usd",
+    ),
+    **dict.fromkeys(("date", "day", "as_of", "observed_at", "timestamp", "last_updated"), "date"),
+}
+REQUIRED = ("symbol", "name", "price_usd", "date")
+MISSING = frozenset({"", "n/a", "na", "null", "none", "-", "--", "nan"})
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y")
+_CURRENCY = re.compile(r"^(us\$|usd|\$)|(usd|\$)$", re.IGNORECASE)
+
+
+def header_key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.strip().lower()).strip("_")
+
+
+def field_map(header: list[str]) -> dict[str, str]:
+    """Our field -> the file's column name, or an error naming what is missing or doubled."""
+    mapping: dict[str, str] = {}
+    for column in header:
+        field = ALIASES.get(header_key(column))
+        if field is None:
+            continue
+        if field in mapping:
+            raise BadPayload(f"columns {mapping[field]!r} and {column!r} both mean {field}")
+        mapping[field] = column
+    missing = [f for f in REQUIRED if f not in mapping]
+    if missing:
+        raise BadPayload(
+            f"no column for {', '.join(missing)} in header {header!r} "
+            f"(accepted names: see ALIASES in {__name__})"
+        )
+    return mapping
+
+
+def parse_csv_number(value: str | None) -> float | None:
+    """`"$1,234.50"`, `1 234,5`, `1.2e-08`, `N/A`: a float, or None when absent."""
+    if value is None:
+        return None
+    text = value.strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
+    if text.lower() in MISSING:
+        return None
+    text = _CURRENCY.sub("", text)
+    if "," in text and "." in text:
+        # Whichever separator comes last is the decimal point.
+        if text.rfind(",") > text.rfind("."):
+            text = text.replace(".", "").replace(",", ".")
+        else:
+            text = text.replace(",", "")
+    elif "," in text:
+        head, _, tail = text.rpartition(",")
+        # "1,234" and "1,234,567" group thousands; "0,5" is a decimal comma.
+        text = text.replace(",", "") if len(tail) == 3 and head else text.replace(",", ".")
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {value!r}") from None
+
+
+def parse_csv_date(value: str | None) -> datetime:
+    text = (value or "").strip()
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a date: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def normalize_row(raw: RawRecord) -> UnifiedRecord | Rejection:
+    """One CSV row (a header -> text mapping) to the unified model; pure."""
+    row: dict[str, str] = raw.payload["row"]
+    try:
+        columns = field_map(list(row))
+    except BadPayload as exc:
+        return Rejection(raw=raw, reason=str(exc))
+    symbol = (row.get(columns["symbol"]) or "").strip()
+    name = (row.get(columns["name"]) or "").strip()
+    source_asset_id = f"{slug(symbol)}-{slug(name)}" if slug(symbol) and slug(name) else None
+    fields: dict[str, Any] = {"source_asset_id": source_asset_id, "symbol": symbol, "name": name}
+    errors = []
+    for field in ("price_usd", "market_cap_usd", "volume_24h_usd"):
+        column = columns.get(field)
+        try:
+            fields[field] = parse_csv_number(row.get(column) if column else None)
+        except ValueError as exc:
+            errors.append(f"{field}: {exc}")
+    if "price_usd" in fields and fields["price_usd"] is None:
+        errors.append("price_usd: missing (a price is never defaulted)")
+    try:
+        fields["observed_at"] = parse_csv_date(row.get(columns["date"]))
+    except ValueError as exc:
+        errors.append(f"observed_at: {exc}")
+    if errors:
+        return Rejection(raw=raw, reason="; ".join(errors), source_asset_id=source_asset_id)
+    return validate(raw, fields)
+
+
+class CsvSource(Source):
+    """A CSV file, read from its checkpoint; `batch_size` rows per transaction."""
+
+    def __init__(self, name: str, path: Path, batch_size: int = 500) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.batch_size = batch_size
+
+    def normalize(self, raw: RawRecord) -> UnifiedRecord | Rejection:
+        return normalize_row(raw)
+
+    def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
+        if not self.path.is_file():
+            raise BadPayload(f"{self.name}: file not found: {self.path}")
+        with self.path.open("rb") as handle:
+            yield from self._read(handle, cursor)
+
+    def _read(self, handle: BinaryIO, cursor: Cursor | None) -> Iterator[Batch]:
+        header_line = handle.readline()
+        header_text = header_line.decode("utf-8-sig").rstrip("\r\n")
+        if not header_text.strip():
+            raise BadPayload(f"{self.name}: {self.path} has no header line")
+        start = len(header_line)
+        if cursor and self._unchanged_prefix(handle, cursor, header_text):
+            start = int(cursor["offset"])
+        dialect = _sniff(header_text)
+        header = next(csv.reader([header_text], dialect))
+        field_map(header)  # a header we cannot read fails the run, with the reason
+        prefix = hashlib.sha256()
+        handle.seek(0)
+        _hash_range(handle, prefix, start)
+
+        lines = _LineReader(handle, start)
+        reader = csv.reader(lines, dialect)
+        records: list[RawRecord] = []
+        rejections: list[Rejection] = []
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue  # blank lines, or a line of bare delimiters
+            if len(values) > len(header) and not any(v.strip() for v in values[len(header) :]):
+                values = values[: len(header)]  # a trailing delimiter
+            if len(values) != len(header):
+                payload = {"line": lines.last_text.rstrip("\r\n"), "line_number": lines.number}
+                reason = f"line {lines.number}: {len(values)} fields, header has {len(header)}"
+                rejections.append(Rejection(RawRecord.of(self.name, payload), reason))
+            else:
+                row = dict(zip(header, (v.strip() for v in values), strict=True))
+                records.append(RawRecord.of(self.name, {"row": row}))
+            if len(records) + len(rejections) >= self.batch_size:
+                yield self._batch(records, rejections, lines, prefix, header_text)
+                records, rejections = [], []
+        if records or rejections:
+            yield self._batch(records, rejections, lines, prefix, header_text)
+
+    def _batch(
+        self,
+        records: list[RawRecord],
+        rejections: list[Rejection],
+        lines: _LineReader,
+        prefix: Any,
+        header_text: str,
+    ) -> Batch:
+        prefix.update(lines.take_consumed())
+        cursor = {
+            "offset": lines.offset,
+            "prefix_sha256": prefix.hexdigest(),
+            "header": header_text,
+        }
+        return Batch(
+            records=list(records),
+            rejections=list(rejections),
+            cursor=cursor,
+            label=f"{self.path.name} up to line {lines.number}",
+        )
+
+    def _unchanged_prefix(self, handle: BinaryIO, cursor: Cursor, header_text: str) -> bool:
+        """True when the bytes the checkpoint covers are still the file's first bytes."""
+        offset = int(cursor.get("offset", 0))
+        if cursor.get("header") != header_text or offset <= 0:
+            return False
+        handle.seek(0, 2)
+        if handle.tell() < offset:
+            return False
+        digest = hashlib.sha256()
+        handle.seek(0)
+        _hash_range(handle, digest, offset)
+        return digest.hexdigest() == cursor.get("prefix_sha256")
+
+
+class _LineReader:
+    """Feeds decoded lines to csv.reader and tracks the byte offset of what was consumed."""
+
+    def __init__(self, handle: BinaryIO, start: int) -> None:
+        self._handle = handle
+        handle.seek(start)
+        self.offset = start
+        self.number = _count_lines(handle, start)  # the header is line 1
+        self.last_text = ""
+        self._consumed: list[bytes] = []
+
+    def __iter__(self) -> _LineReader:
+        return self
+
+    def __next__(self) -> str:
+        line = self._handle.readline()
+        if not line:
+            raise StopIteration
+        self.offset += len(line)
+        self.number += 1
+        self._consumed.append(line)
+        self.last_text = line.decode("utf-8", errors="replace")
+        return self.last_text
+
+    def take_consumed(self) -> bytes:
+        data = b"".join(self._consumed)
+        self._consumed.clear()
+        return data
+
+
+def _sniff(header: str) -> type[csv.Dialect]:
+    """The delimiter is whichever candidate the header line uses most."""
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+    return type("SniffedDialect", (csv.excel,), {"delimiter": delimiter})
+
+
+def _hash_range(handle: BinaryIO, digest: Any, length: int) -> None:
+    remaining = length
+    while remaining > 0:
+        chunk = handle.read(min(remaining, 1 << 20))
+        if not chunk:
+            break
+        digest.update(chunk)
+        remaining -= len(chunk)
+
+
+def _count_lines(handle: BinaryIO, end: int) -> int:
+    """Lines before `end` (for line numbers in labels and quarantine reasons)."""
+    handle.seek(0)
+    lines, remaining = 0, end
+    while remaining > 0:
+        chunk = handle.read(min(remaining, 1 << 20))
+        if not chunk:
+            break
+        lines += chunk.count(b"\n")
+        remaining -= len(chunk)
+    handle.seek(end)
+    return lines

@@ -1,0 +1,269 @@
+"""The one seam through which sources reach HTTP: rate limit, retries with backoff, error taxonomy.
+
+Vendors decide what a response means (`Classifier`); this module decides what to do about it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import ijson  # type: ignore[import-untyped]
+import orjson
+from pyrate_limiter import Duration, Limiter, Rate
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import stop_after_delay as stop_after_seconds
+
+from kasparro.logging import get_logger
+from kasparro.sources.base import BadPayload, SourceError, UpstreamUnavailable
+
+log = get_logger(__name__)
+
+# Maps a non-2xx response to the SourceError to raise; `None` means "not an error".
+Classifier = Callable[[httpx.Response], SourceError | None]
+
+_MAX_RETRY_AFTER_SECONDS = 300.0
+
+
+class RetryAfter(UpstreamUnavailable):
+    """A retriable error that says how long to wait (from a `Retry-After` header)."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    max_seconds: float = 120.0
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+
+def rate_limiter(calls: float, per_seconds: float) -> Limiter:
+    """A blocking limiter allowing `calls` per `per_seconds` (whole calls, at least one)."""
+    interval_ms = int(per_seconds * Duration.SECOND)
+    if calls < 1:  # e.g. 0.5/s: one call per 2 s
+        interval_ms, calls = int(interval_ms / calls), 1
+    return Limiter(Rate(int(calls), interval_ms))
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds form), bounded; None when absent."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), _MAX_RETRY_AFTER_SECONDS)
+    except ValueError:
+        return None
+
+
+def snippet(response: httpx.Response, limit: int = 160) -> str:
+    """A short, single-line excerpt of a body for an error message."""
+    text = re.sub(r"\s+", " ", response.text).strip()
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+class UpstreamClient:
+    """A JSON-over-HTTP client for one upstream, shared by every request of a run."""
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        base_url: str,
+        classify: Classifier,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 20.0,
+        policy: RetryPolicy | None = None,
+        limiter: Limiter | None = None,
+        secrets: tuple[str, ...] = (),
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self._classify = classify
+        self._policy = policy or RetryPolicy()
+        self._limiter = limiter
+        self._secrets = tuple(s for s in secrets if s)
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"accept": "application/json", **(headers or {})},
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET and decode JSON, retrying what is worth retrying; raises SourceError subclasses."""
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, SourceError) and e.retriable),
+            stop=stop_after_attempt(self._policy.max_attempts)
+            | stop_after_seconds(self._policy.max_seconds),
+            wait=self._wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self._get_once, path, params)
+
+    def stream_items(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """GET a JSON array and yield its objects one by one, never holding the whole body.
+
+        A stream that breaks (truncated body, reset connection) is requested again, within the
+        retry policy, and the items already yielded are skipped.
+        """
+        yielded = 0
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, SourceError) and e.retriable),
+            stop=stop_after_attempt(self._policy.max_attempts)
+            | stop_after_seconds(self._policy.max_seconds),
+            wait=self._wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                for index, item in enumerate(self._stream_once(path, params)):
+                    if index >= yielded:
+                        yielded += 1
+                        yield item
+
+    def _stream_once(self, path: str, params: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
+        if self._limiter is not None:
+            self._limiter.try_acquire(self.vendor)
+        count = 0
+        try:
+            with self._http.stream("GET", path, params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    error = self._classify(response)
+                    if error is not None:
+                        error.args = (self._redact(str(error)),)
+                        raise error
+                chunks = _expect_array(response.iter_bytes(chunk_size=1 << 16), self.vendor, path)
+                for item in ijson.items(_ChunkReader(chunks), "item", use_float=True):
+                    if not isinstance(item, dict):
+                        raise BadPayload(
+                            f"{self.vendor}: {path}: item {count + 1} is a "
+                            f"{type(item).__name__}, expected an object"
+                        )
+                    count += 1
+                    yield item
+        except ijson.JSONError as exc:
+            # Truncated or not JSON at all (an HTML page with a 200): worth another try.
+            raise UpstreamUnavailable(
+                f"{self.vendor}: {path}: body is not a complete JSON array "
+                f"(after {count} items: {self._redact(str(exc))[:120]})"
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise UpstreamUnavailable(f"{self.vendor}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(
+                f"{self.vendor}: cannot reach {self._http.base_url.host} "
+                f"({self._redact(str(exc)) or type(exc).__name__})"
+            ) from None
+
+    def _get_once(self, path: str, params: Mapping[str, Any] | None) -> Any:
+        if self._limiter is not None:
+            self._limiter.try_acquire(self.vendor)
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TimeoutException as exc:
+            raise UpstreamUnavailable(f"{self.vendor}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(
+                f"{self.vendor}: cannot reach {self._http.base_url.host} "
+                f"({self._redact(str(exc)) or type(exc).__name__})"
+            ) from None
+        error = self._classify(response)
+        if error is not None:
+            error.args = (self._redact(str(error)),)
+            raise error
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            # A 200 that is not JSON: a proxy's HTML page or a truncated body. Worth another try.
+            raise UpstreamUnavailable(
+                f"{self.vendor}: HTTP {response.status_code} body is not JSON: "
+                f"{self._redact(snippet(response))!r}"
+            ) from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryAfter) and exc.retry_after is not None:
+            return exc.retry_after
+        backoff = self._policy.base_delay * 2 ** (state.attempt_number - 1)
+        return random.uniform(0, min(self._policy.max_delay, backoff))  # full jitter
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "upstream_retry",
+            vendor=self.vendor,
+            attempt=state.attempt_number,
+            wait_s=round(state.upcoming_sleep, 3),
+            error=str(exc),
+        )
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+def _expect_array(chunks: Iterator[bytes], vendor: str, path: str) -> Iterator[bytes]:
+    """Pass chunks through, failing fast when the body is not a JSON array (an error object)."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        stripped = head.lstrip()
+        if not stripped:
+            continue
+        if not stripped.startswith(b"["):
+            excerpt = stripped[:160].decode("utf-8", "replace")
+            if stripped.startswith(b"{"):
+                raise BadPayload(f"{vendor}: {path}: expected a JSON array, got {excerpt!r}")
+            raise UpstreamUnavailable(f"{vendor}: {path}: body is not JSON: {excerpt!r}")
+        yield head
+        break
+    yield from chunks
+
+
+class _ChunkReader:
+    """A file-like `read` over an iterator of byte chunks, for ijson."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:  # ijson probes the type of the stream with read(0)
+            return b""
+        return next(self._chunks, b"")
+
+
+def decode_error_body(response: httpx.Response) -> Any:
+    """The JSON error body, or None when the body is not JSON (HTML pages, plain text)."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def generic_unavailable(vendor: str, response: httpx.Response) -> SourceError:
+    """Retriable for 408/429/5xx and for bodies that are not JSON; a bad request otherwise."""
+    status = response.status_code
+    if status == 429 or status == 408 or status >= 500 or decode_error_body(response) is None:
+        return RetryAfter(
+            f"{vendor}: HTTP {status}: {snippet(response)!r}", retry_after_seconds(response)
+        )
+    return BadPayload(f"{vendor}: HTTP {status}: {snippet(response)!r}")
