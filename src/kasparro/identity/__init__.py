@@ -1,0 +1,1 @@
+"""Canonical identity: which source assets are the same real-world asset."""
