@@ -1,0 +1,1 @@
+"""ETL orchestration: runs, leases, checkpoints, schedules and fault injection."""

@@ -1,0 +1,399 @@
+"""Runs: one source from its checkpoint to the end, a batch per transaction with its checkpoint.
+
+A run is recorded before it starts and finalized however it ends; a crash leaves the last
+committed batch and its checkpoint, from which the next run resumes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Connection, Engine
+
+from kasparro import metrics
+from kasparro.config import Settings
+from kasparro.db.engine import write_transaction
+from kasparro.db.schema import anomalies, drift_events, etl_runs
+from kasparro.etl.faults import FaultPlan, InjectedFault
+from kasparro.etl.lease import Heartbeat, Lease, fail_orphaned_runs, release, renew, try_acquire
+from kasparro.identity.crosswalk import Crosswalk, load_crosswalk
+from kasparro.load.loader import load_batch, read_checkpoint, save_checkpoint
+from kasparro.load.sql import insert_ignore
+from kasparro.logging import get_logger
+from kasparro.models import SOURCES, RawRecord, Rejection, UnifiedRecord
+from kasparro.quality.anomalies import (
+    RunFigures,
+    compare_run,
+    price_outliers,
+    run_history,
+    touched_prices,
+)
+from kasparro.quality.drift import DriftReport, detect
+from kasparro.sources.base import Batch, Source, SourceError
+
+log = get_logger(__name__)
+
+
+class SourceBusy(Exception):
+    """A run of this source holds its lease."""
+
+    def __init__(self, source: str, holder: str, run_id: str | None) -> None:
+        super().__init__(f"{source} is already running (run {run_id}, held by {holder})")
+        self.source = source
+        self.run_id = run_id
+
+
+class UnknownSource(ValueError):
+    pass
+
+
+class LeaseLost(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StartedRun:
+    run_id: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: str
+    source: str
+    status: str
+    records_processed: int
+    records_loaded: int
+    records_unchanged: int
+    records_quarantined: int
+    duration_ms: int
+    error: str | None = None
+    failure_point: str | None = None
+
+
+def enabled_sources(settings: Settings) -> list[str]:
+    flags = {
+        "coingecko": settings.coingecko_enabled,
+        "coinpaprika": settings.coinpaprika_enabled,
+        "csv": settings.csv_enabled,
+        "csv_weird": settings.csv_weird_enabled,
+    }
+    return [name for name in SOURCES if flags[name]]
+
+
+def build_source(settings: Settings, name: str) -> Source:
+    if name == "coingecko":
+        from kasparro.sources.coingecko import CoinGeckoSource
+
+        return CoinGeckoSource(settings)
+    if name == "coinpaprika":
+        from kasparro.sources.coinpaprika import CoinPaprikaSource
+
+        return CoinPaprikaSource(settings)
+    if name in ("csv", "csv_weird"):
+        from kasparro.sources.csv_files import CsvSource
+
+        path = settings.csv_path if name == "csv" else settings.csv_weird_path
+        return CsvSource(name, path, settings.etl_batch_size)
+    raise UnknownSource(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
+
+
+def check_sources(names: Sequence[str]) -> list[str]:
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown:
+        raise UnknownSource(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
+    return list(dict.fromkeys(names))
+
+
+def run_source(engine: Engine, settings: Settings, source: str, *, trigger: str) -> RunResult:
+    """Run one source now, in this thread; raises SourceBusy if it is already running."""
+    (lease,) = _begin(engine, settings, check_sources([source]), trigger)
+    ttl = timedelta(seconds=settings.etl_lock_lease_seconds)
+    with Heartbeat(engine, [lease], ttl):
+        return _execute(engine, settings, lease, source)
+
+
+def start_runs(
+    engine: Engine, settings: Settings, sources: Sequence[str], *, trigger: str
+) -> list[StartedRun]:
+    """Record and lease every source now (all or none), then run them in a background thread."""
+    names = check_sources(sources)
+    leases = _begin(engine, settings, names, trigger)
+    ttl = timedelta(seconds=settings.etl_lock_lease_seconds)
+
+    def work() -> None:
+        with Heartbeat(engine, leases, ttl) as heartbeat:
+            for lease, name in zip(leases, names, strict=True):
+                _execute(engine, settings, lease, name)
+                heartbeat.drop(lease)
+
+    threading.Thread(target=work, name=f"etl-{trigger}", daemon=True).start()
+    return [StartedRun(lease.run_id, name) for lease, name in zip(leases, names, strict=True)]
+
+
+def _begin(engine: Engine, settings: Settings, names: list[str], trigger: str) -> list[Lease]:
+    ttl = timedelta(seconds=settings.etl_lock_lease_seconds)
+    leases = [Lease(name=f"etl:{name}", run_id=str(uuid.uuid4())) for name in names]
+    now = datetime.now(UTC)
+    with write_transaction(engine) as conn:
+        for lease, name in zip(leases, names, strict=True):
+            held = try_acquire(conn, lease, ttl, now)
+            if held is not None:
+                raise SourceBusy(name, held.holder, held.run_id)  # rolls back every lease
+            fail_orphaned_runs(conn, name, lease.run_id, now)
+            conn.execute(
+                sa.insert(etl_runs).values(
+                    run_id=lease.run_id,
+                    source=name,
+                    trigger=trigger,
+                    status="running",
+                    started_at=now,
+                )
+            )
+    return leases
+
+
+def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> RunResult:
+    started = time.monotonic()
+    status, error, failure_point = "success", None, None
+    totals = {"processed": 0, "loaded": 0, "unchanged": 0, "quarantined": 0}
+    with structlog.contextvars.bound_contextvars(run_id=lease.run_id, source=name):
+        log.info("etl_run_started")
+        label = "start"
+        source: Source | None = None
+        try:
+            faults = FaultPlan.from_spec(settings.kasparro_faults)
+            crosswalk = load_crosswalk(settings.identity_crosswalk_path)
+            source = build_source(settings, name)
+            with engine.connect() as conn:
+                cursor = read_checkpoint(conn, name)
+            label = "fetch"
+            for number, batch in enumerate(source.fetch(cursor), start=1):
+                label = batch.label
+                faults.hit(name, "after_fetch", batch=number, label=label)
+                outcome = _commit_batch(
+                    engine, settings, lease, source, batch, crosswalk, faults, number
+                )
+                for key, value in outcome.items():
+                    totals[key] += value
+                faults.hit(name, "after_checkpoint", batch=number, label=label)
+                label = "fetch after " + batch.label
+        except (SourceError, InjectedFault, LeaseLost) as exc:
+            status, error, failure_point = "failed", _redact(str(exc), settings), label
+        except Exception as exc:
+            status, failure_point = "failed", label
+            error = _redact(f"{type(exc).__name__}: {exc}", settings)
+            log.error(
+                "etl_run_crashed", error=error, trace=_redact(traceback.format_exc(), settings)
+            )
+        finally:
+            if source is not None:
+                source.close()
+        duration_ms = int((time.monotonic() - started) * 1000)
+        status, error = _finish(
+            engine, settings, lease, name, status, error, failure_point, duration_ms
+        )
+        log.info("etl_run_finished", status=status, error=error, duration_ms=duration_ms, **totals)
+        return RunResult(
+            run_id=lease.run_id,
+            source=name,
+            status=status,
+            records_processed=totals["processed"],
+            records_loaded=totals["loaded"],
+            records_unchanged=totals["unchanged"],
+            records_quarantined=totals["quarantined"],
+            duration_ms=duration_ms,
+            error=error,
+            failure_point=failure_point,
+        )
+
+
+def _commit_batch(
+    engine: Engine,
+    settings: Settings,
+    lease: Lease,
+    source: Source,
+    batch: Batch,
+    crosswalk: Crosswalk,
+    faults: FaultPlan,
+    number: int,
+) -> dict[str, int]:
+    # Pure work outside the transaction: drift detection, then normalization of what the
+    # payloads mean once confident renames are undone (the raw payload is stored as received).
+    drift = detect(
+        source.name, [raw.payload for raw in batch.records], settings.drift_rename_confidence
+    )
+    normalized = [
+        source.normalize(RawRecord(raw.source, drift.apply(raw.payload), raw.raw_id))
+        for raw in batch.records
+    ]
+    records = [n for n in normalized if isinstance(n, UnifiedRecord)]
+    rejections = [*batch.rejections, *(n for n in normalized if isinstance(n, Rejection))]
+    raws: dict[str, RawRecord] = {raw.raw_id: raw for raw in batch.records}
+    ttl = timedelta(seconds=settings.etl_lock_lease_seconds)
+    with write_transaction(engine) as conn:
+        now = datetime.now(UTC)
+        if not renew(conn, lease, ttl, now):  # fencing: a lost lease must not write
+            raise LeaseLost(f"{source.name}: lease lost before committing {batch.label}")
+        outcome = load_batch(
+            conn,
+            source=source.name,
+            records=records,
+            rejections=rejections,
+            raws=raws,
+            crosswalk=crosswalk,
+            run_id=lease.run_id,
+            now=now,
+            midpoint=lambda: faults.hit(source.name, "mid_batch", batch=number, label=batch.label),
+        )
+        _record_drift(conn, source.name, drift, lease.run_id, now)
+        faults.hit(source.name, "before_checkpoint", batch=number, label=batch.label)
+        save_checkpoint(conn, source.name, batch.cursor, lease.run_id, now)
+        conn.execute(
+            sa.update(etl_runs)
+            .where(etl_runs.c.run_id == lease.run_id)
+            .values(
+                records_processed=etl_runs.c.records_processed + outcome.processed,
+                records_loaded=etl_runs.c.records_loaded + outcome.loaded,
+                records_unchanged=etl_runs.c.records_unchanged + outcome.unchanged,
+                records_quarantined=etl_runs.c.records_quarantined + outcome.quarantined,
+                batches_committed=etl_runs.c.batches_committed + 1,
+            )
+        )
+    # Counted only once committed, so a rolled-back batch never shows up in metrics.
+    for outcome_name, count in (
+        ("loaded", outcome.loaded),
+        ("unchanged", outcome.unchanged),
+        ("quarantined", outcome.quarantined),
+    ):
+        if count:
+            metrics.ETL_RECORDS.labels(source.name, outcome_name).inc(count)
+    return {
+        "processed": outcome.processed,
+        "loaded": outcome.loaded,
+        "unchanged": outcome.unchanged,
+        "quarantined": outcome.quarantined,
+    }
+
+
+def _record_drift(
+    conn: Connection, source: str, drift: DriftReport, run_id: str, now: datetime
+) -> None:
+    rows = [
+        {
+            "run_id": run_id,
+            "source": source,
+            "kind": e.kind,
+            "field": e.field,
+            "detail": e.detail,
+            "confidence": e.confidence,
+            "action": e.action,
+            "items": e.items,
+            "created_at": now,
+        }
+        for e in drift.events
+    ]
+    if insert_ignore(conn, drift_events, rows):  # once per run and field, not per batch
+        for event in drift.events:
+            log.warning("schema_drift", kind=event.kind, field=event.field, detail=event.detail)
+            metrics.DRIFT_EVENTS.labels(source, event.kind, event.action).inc()
+
+
+def _finish(
+    engine: Engine,
+    settings: Settings,
+    lease: Lease,
+    name: str,
+    status: str,
+    error: str | None,
+    failure_point: str | None,
+    duration_ms: int,
+) -> tuple[str, str | None]:
+    """Record how the run ended (a success with quarantining drift is "degraded")."""
+    now = datetime.now(UTC)
+    try:
+        with write_transaction(engine) as conn:
+            if status == "success" and _drift_quarantined(conn, lease.run_id):
+                status = "degraded"
+                error = "schema drift: records quarantined (see /drift and /runs/{run_id})"
+            conn.execute(
+                sa.update(etl_runs)
+                .where(etl_runs.c.run_id == lease.run_id)
+                .values(
+                    status=status,
+                    finished_at=now,
+                    duration_ms=duration_ms,
+                    error=error,
+                    failure_point=failure_point if status != "success" else None,
+                )
+            )
+            release(conn, lease)
+    except sa.exc.SQLAlchemyError as exc:  # the lease expires; the next run marks this one
+        log.error("etl_run_not_finalized", error=str(exc).splitlines()[0])
+    _detect_anomalies(engine, settings, lease.run_id, name, now)
+    metrics.ETL_RUNS.labels(name, status).inc()
+    metrics.ETL_RUN_DURATION.labels(name, status).observe(duration_ms / 1000)
+    if status in ("success", "degraded"):
+        metrics.ETL_LAST_SUCCESS.labels(name).set(now.timestamp())
+    return status, error
+
+
+def _drift_quarantined(conn: Connection, run_id: str) -> bool:
+    query = sa.select(drift_events.c.id).where(
+        drift_events.c.run_id == run_id, drift_events.c.action == "quarantined"
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def _detect_anomalies(
+    engine: Engine, settings: Settings, run_id: str, source: str, now: datetime
+) -> None:
+    """Compare the finished run with its predecessors and its prices with other sources'."""
+    try:
+        with write_transaction(engine) as conn:
+            run = conn.execute(sa.select(etl_runs).where(etl_runs.c.run_id == run_id)).one()
+            found = []
+            if run.status in ("success", "degraded"):
+                figures = RunFigures(
+                    run.records_processed, run.records_quarantined, run.duration_ms or 0
+                )
+                found += compare_run(
+                    source,
+                    figures,
+                    run_history(conn, source, run_id),
+                    count_drop=settings.anomaly_count_drop,
+                    duration_factor=settings.anomaly_duration_factor,
+                )
+            found += price_outliers(
+                touched_prices(conn, run_id), source, settings.anomaly_price_deviation
+            )
+            if found:
+                conn.execute(sa.insert(anomalies), [a.row(run_id, now) for a in found])
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("anomaly_detection_failed", error=str(exc).splitlines()[0])
+        return
+    for anomaly in found:
+        log.warning("anomaly", kind=anomaly.kind, detail=anomaly.detail)
+        metrics.ANOMALIES.labels(source, anomaly.kind).inc()
+
+
+def _redact(text: str, settings: Settings) -> str:
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.coingecko_api_key, settings.coinpaprika_api_key, settings.admin_api_key)
+        if s is not None and s.get_secret_value()
+    ]
+    password = sa.engine.make_url(settings.resolved_database_url).password
+    if password:
+        secrets.append(str(password))
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text

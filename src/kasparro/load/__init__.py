@@ -1,0 +1,1 @@
+"""Loading: set-based writes of one batch and its checkpoint, in one transaction."""

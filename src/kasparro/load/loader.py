@@ -1,0 +1,325 @@
+"""Load one batch: raw payloads, quarantine, identity, latest values, history and the checkpoint.
+
+Everything here runs inside the caller's transaction; nothing is cached past it, so a rollback
+leaves no state behind in memory either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from kasparro.db.schema import (
+    asset_sources,
+    assets,
+    etl_checkpoints,
+    identity_reviews,
+    price_history,
+    quarantine,
+    raw_payloads,
+)
+from kasparro.identity.crosswalk import Crosswalk
+from kasparro.identity.model import Decision, SourceAsset
+from kasparro.identity.resolver import asset_id_base, lookup_for, resolve
+from kasparro.load.identity_store import allocate_asset_ids, fetch_candidates
+from kasparro.load.sql import chunks, insert_for, insert_ignore
+from kasparro.models import RawRecord, Rejection, UnifiedRecord
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    processed: int
+    loaded: int  # history rows written
+    unchanged: int  # observations already stored
+    quarantined: int
+    new_assets: int
+    reviews: int
+
+
+def load_batch(
+    conn: Connection,
+    *,
+    source: str,
+    records: Sequence[UnifiedRecord],
+    rejections: Sequence[Rejection],
+    raws: Mapping[str, RawRecord],
+    crosswalk: Crosswalk,
+    run_id: str,
+    now: datetime,
+    midpoint: Callable[[], None] = lambda: None,
+) -> BatchOutcome:
+    """Write one normalized batch (the caller owns the transaction and writes the checkpoint).
+
+    `midpoint` runs halfway through the writes: a fault point for recovery drills.
+    """
+    latest = _latest_observations(conn, source, [r.source_asset_id for r in records])
+    # A record whose observed_at has not moved is not reprocessed.
+    fresh = [r for r in records if latest.get(r.source_asset_id) != r.observed_at]
+    fresh = list({(r.source_asset_id, r.observed_at): r for r in fresh}.values())
+
+    new_assets, reviews = _link_new_source_assets(
+        conn, source, fresh, latest, crosswalk=crosswalk, run_id=run_id, now=now
+    )
+    _store_raw(conn, [raws[r.raw_id] for r in fresh] + [q.raw for q in rejections], run_id, now)
+    quarantined = _quarantine(conn, source, rejections, run_id, now)
+    loaded = _store_history(conn, fresh, run_id, now)
+    midpoint()
+    _upsert_latest(conn, fresh, run_id, now)
+    return BatchOutcome(
+        processed=len(records) + len(rejections),
+        loaded=loaded,
+        unchanged=len(records) - len(fresh),
+        quarantined=quarantined,
+        new_assets=new_assets,
+        reviews=reviews,
+    )
+
+
+def save_checkpoint(
+    conn: Connection, source: str, cursor: Mapping[str, Any], run_id: str, now: datetime
+) -> None:
+    stmt = insert_for(conn, etl_checkpoints).values(
+        source=source, cursor=dict(cursor), run_id=run_id, updated_at=now
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[etl_checkpoints.c.source],
+            set_={"cursor": stmt.excluded.cursor, "run_id": run_id, "updated_at": now},
+        )
+    )
+
+
+def read_checkpoint(conn: Connection, source: str) -> dict[str, Any] | None:
+    cursor = conn.scalar(
+        sa.select(etl_checkpoints.c.cursor).where(etl_checkpoints.c.source == source)
+    )
+    return dict(cursor) if cursor is not None else None
+
+
+def _latest_observations(
+    conn: Connection, source: str, source_asset_ids: Sequence[str]
+) -> dict[str, datetime]:
+    latest: dict[str, datetime] = {}
+    for part in chunks(sorted(set(source_asset_ids))):
+        rows = conn.execute(
+            sa.select(asset_sources.c.source_asset_id, asset_sources.c.observed_at).where(
+                asset_sources.c.source == source, asset_sources.c.source_asset_id.in_(part)
+            )
+        )
+        latest.update({row.source_asset_id: row.observed_at for row in rows})
+    return latest
+
+
+def _link_new_source_assets(
+    conn: Connection,
+    source: str,
+    fresh: Sequence[UnifiedRecord],
+    latest: Mapping[str, datetime],
+    *,
+    crosswalk: Crosswalk,
+    run_id: str,
+    now: datetime,
+) -> tuple[int, int]:
+    """Resolve never-seen source assets to canonical assets, creating those that are new."""
+    newest: dict[str, UnifiedRecord] = {}
+    for record in fresh:
+        if record.source_asset_id in latest:
+            continue
+        seen = newest.get(record.source_asset_id)
+        if seen is None or record.observed_at > seen.observed_at:
+            newest[record.source_asset_id] = record
+    if not newest:
+        return 0, 0
+    views = [
+        SourceAsset(
+            source=source,
+            source_asset_id=r.source_asset_id,
+            symbol=r.symbol,
+            name=r.name,
+            price_usd=r.price_usd,
+            market_cap_usd=r.market_cap_usd,
+        )
+        for r in newest.values()
+    ]
+    candidates = fetch_candidates(conn, lookup_for(views, crosswalk))
+    decisions = resolve(views, candidates, crosswalk)
+    creations = [d for d in decisions if d.asset_id is None]
+    new_ids = allocate_asset_ids(
+        conn, [asset_id_base(d.record.symbol, d.record.name) for d in creations]
+    )
+    if creations:
+        conn.execute(
+            sa.insert(assets),
+            [
+                {
+                    "asset_id": asset_id,
+                    "symbol": d.record.symbol,
+                    "name": d.record.name,
+                    "created_at": now,
+                    "created_run_id": run_id,
+                }
+                for d, asset_id in zip(creations, new_ids, strict=True)
+            ],
+        )
+    assigned = dict(zip((id(d) for d in creations), new_ids, strict=True))
+    links = [
+        _link_row(d, d.asset_id or assigned[id(d)], newest[d.record.source_asset_id], run_id, now)
+        for d in decisions
+    ]
+    conn.execute(sa.insert(asset_sources), links)
+    reviews = [
+        {
+            "source": source,
+            "source_asset_id": d.record.source_asset_id,
+            "asset_id": assigned[id(d)],
+            "reason": d.reason or "ambiguous match",
+            "candidates": list(d.candidates),
+            "run_id": run_id,
+            "created_at": now,
+        }
+        for d in creations
+        if d.method == "ambiguous"
+    ]
+    insert_ignore(conn, identity_reviews, reviews)
+    return len(creations), len(reviews)
+
+
+def _link_row(
+    decision: Decision, asset_id: str, record: UnifiedRecord, run_id: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        **_latest_values(record, run_id, now),
+        "asset_id": asset_id,
+        "match_method": decision.method,
+        "match_score": decision.score,
+    }
+
+
+def _latest_values(record: UnifiedRecord, run_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "source": record.source,
+        "source_asset_id": record.source_asset_id,
+        "symbol": record.symbol,
+        "name": record.name,
+        "price_usd": record.price_usd,
+        "market_cap_usd": record.market_cap_usd,
+        "volume_24h_usd": record.volume_24h_usd,
+        "observed_at": record.observed_at,
+        "ingested_at": now,
+        "run_id": run_id,
+        "raw_id": record.raw_id,
+    }
+
+
+def _upsert_latest(
+    conn: Connection, fresh: Sequence[UnifiedRecord], run_id: str, now: datetime
+) -> None:
+    """Move each source asset's latest values forward; an older observation never overwrites."""
+    newest: dict[str, UnifiedRecord] = {}
+    for record in fresh:
+        seen = newest.get(record.source_asset_id)
+        if seen is None or record.observed_at > seen.observed_at:
+            newest[record.source_asset_id] = record
+    if not newest:
+        return
+    stmt = insert_for(conn, asset_sources)
+    values = (
+        "symbol",
+        "name",
+        "price_usd",
+        "market_cap_usd",
+        "volume_24h_usd",
+        "observed_at",
+        "ingested_at",
+        "run_id",
+        "raw_id",
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[asset_sources.c.source, asset_sources.c.source_asset_id],
+        set_={name: stmt.excluded[name] for name in values},
+        where=stmt.excluded.observed_at > asset_sources.c.observed_at,
+    )
+    # New source assets were inserted with their links already; this only moves existing ones.
+    rows = [
+        {**_latest_values(r, run_id, now), "asset_id": "", "match_method": "", "match_score": 0.0}
+        for r in newest.values()
+    ]
+    conn.execute(stmt, rows)
+
+
+def _store_history(
+    conn: Connection, fresh: Sequence[UnifiedRecord], run_id: str, now: datetime
+) -> int:
+    if not fresh:
+        return 0
+    source = fresh[0].source
+    asset_of: dict[str, str] = {}
+    for part in chunks(sorted({r.source_asset_id for r in fresh})):
+        rows = conn.execute(
+            sa.select(asset_sources.c.source_asset_id, asset_sources.c.asset_id).where(
+                asset_sources.c.source == source, asset_sources.c.source_asset_id.in_(part)
+            )
+        )
+        asset_of.update({row.source_asset_id: row.asset_id for row in rows})
+    history = [
+        {
+            "source": r.source,
+            "source_asset_id": r.source_asset_id,
+            "observed_at": r.observed_at,
+            "asset_id": asset_of[r.source_asset_id],
+            "price_usd": r.price_usd,
+            "market_cap_usd": r.market_cap_usd,
+            "volume_24h_usd": r.volume_24h_usd,
+            "ingested_at": now,
+            "run_id": run_id,
+            "raw_id": r.raw_id,
+        }
+        for r in fresh
+    ]
+    return insert_ignore(conn, price_history, history)
+
+
+def _store_raw(conn: Connection, raws: Sequence[RawRecord], run_id: str, now: datetime) -> None:
+    unique = {r.raw_id: r for r in raws}
+    insert_ignore(
+        conn,
+        raw_payloads,
+        [
+            {
+                "raw_id": r.raw_id,
+                "source": r.source,
+                "payload": r.payload,
+                "run_id": run_id,
+                "fetched_at": now,
+            }
+            for r in unique.values()
+        ],
+    )
+
+
+def _quarantine(
+    conn: Connection, source: str, rejections: Sequence[Rejection], run_id: str, now: datetime
+) -> int:
+    unique = {q.raw.raw_id: q for q in rejections}
+    insert_ignore(
+        conn,
+        quarantine,
+        [
+            {
+                "source": source,
+                "raw_id": q.raw.raw_id,
+                "source_asset_id": q.source_asset_id,
+                "reason": q.reason,
+                "payload": q.raw.payload,
+                "run_id": run_id,
+                "created_at": now,
+            }
+            for q in unique.values()
+        ],
+    )
+    return len(rejections)
