@@ -1,0 +1,1 @@
+"""Data quality: schema drift of the API sources, run and price anomalies, and their storage."""

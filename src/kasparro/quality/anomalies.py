@@ -1,0 +1,189 @@
+"""Anomalies: a finished run unlike its source's recent runs, a price unlike the other sources'.
+
+Run checks compare with the median of the source's last successful runs, so one odd run does
+not move the baseline much. Price checks compare each source's latest price of a canonical
+asset with the median of all sources' latest prices; with only two sources there is no
+majority, so the pair is flagged as disagreeing rather than one side blamed.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from kasparro.db.schema import asset_sources, etl_runs, price_history
+from kasparro.load.sql import chunks
+
+BASELINE_RUNS = 5
+MIN_DURATION_MS = 1000  # below a second, a 3x "spike" is noise
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    kind: str
+    source: str
+    detail: str
+    value: float | None = None
+    baseline: float | None = None
+    asset_id: str | None = None
+
+    def row(self, run_id: str, now: datetime) -> dict[str, Any]:
+        return {
+            "run_id": run_id,
+            "source": self.source,
+            "kind": self.kind,
+            "asset_id": self.asset_id,
+            "detail": self.detail,
+            "value": self.value,
+            "baseline": self.baseline,
+            "created_at": now,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunFigures:
+    records_processed: int
+    records_quarantined: int
+    duration_ms: int
+
+
+def compare_run(
+    source: str,
+    run: RunFigures,
+    history: Sequence[RunFigures],
+    *,
+    count_drop: float,
+    duration_factor: float,
+) -> list[Anomaly]:
+    """Pure: this run against the median of earlier ones."""
+    if not history:
+        return []
+    found = []
+    count = statistics.median(h.records_processed for h in history)
+    if count > 0 and run.records_processed < (1 - count_drop) * count:
+        found.append(
+            Anomaly(
+                "record_count_drop",
+                source,
+                f"{run.records_processed} records, against a median of {count:g} "
+                f"over the last {len(history)} runs",
+                run.records_processed,
+                count,
+            )
+        )
+    duration = statistics.median(h.duration_ms for h in history)
+    if run.duration_ms >= MIN_DURATION_MS and run.duration_ms > duration_factor * max(duration, 1):
+        found.append(
+            Anomaly(
+                "duration_spike",
+                source,
+                f"took {run.duration_ms} ms, against a median of {duration:g} ms",
+                run.duration_ms,
+                duration,
+            )
+        )
+    share = statistics.median(_quarantine_share(h) for h in history)
+    now_share = _quarantine_share(run)
+    if now_share > max(2 * share, share + 0.05):
+        found.append(
+            Anomaly(
+                "error_spike",
+                source,
+                f"{now_share:.1%} of records quarantined, against a median of {share:.1%}",
+                now_share,
+                share,
+            )
+        )
+    return found
+
+
+def price_outliers(
+    prices: dict[str, dict[str, float]], source: str, deviation: float
+) -> list[Anomaly]:
+    """Pure: asset -> {source: price}; flags `source` where it strays from the others."""
+    found = []
+    for asset_id, by_source in sorted(prices.items()):
+        mine = by_source.get(source)
+        if mine is None or len(by_source) < 2:
+            continue
+        if len(by_source) == 2:
+            other = next(p for s, p in by_source.items() if s != source)
+            gap = abs(mine - other) / other if other else 0.0
+            if gap > 2 * deviation:
+                found.append(
+                    Anomaly(
+                        "price_disagreement",
+                        source,
+                        f"{asset_id}: {source} says {mine:g}, the only other source {other:g}",
+                        mine,
+                        other,
+                        asset_id,
+                    )
+                )
+            continue
+        median = statistics.median(by_source.values())
+        if median > 0 and abs(mine - median) / median > deviation:
+            found.append(
+                Anomaly(
+                    "price_outlier",
+                    source,
+                    f"{asset_id}: {source} says {mine:g}, {abs(mine - median) / median:.0%} "
+                    f"from the median {median:g} of {len(by_source)} sources",
+                    mine,
+                    median,
+                    asset_id,
+                )
+            )
+    return found
+
+
+def run_history(conn: Connection, source: str, run_id: str) -> list[RunFigures]:
+    rows = conn.execute(
+        sa.select(
+            etl_runs.c.records_processed, etl_runs.c.records_quarantined, etl_runs.c.duration_ms
+        )
+        .where(
+            etl_runs.c.source == source,
+            etl_runs.c.status == "success",
+            etl_runs.c.run_id != run_id,
+            etl_runs.c.records_processed > 0,
+        )
+        .order_by(etl_runs.c.started_at.desc())
+        .limit(BASELINE_RUNS)
+    )
+    return [
+        RunFigures(r.records_processed, r.records_quarantined, r.duration_ms or 0) for r in rows
+    ]
+
+
+def touched_prices(conn: Connection, run_id: str) -> dict[str, dict[str, float]]:
+    """Latest price per source of every canonical asset this run wrote history for."""
+    asset_ids = sorted(
+        set(
+            conn.scalars(
+                sa.select(price_history.c.asset_id)
+                .where(price_history.c.run_id == run_id)
+                .distinct()
+            )
+        )
+    )
+    prices: dict[str, dict[str, float]] = defaultdict(dict)
+    for part in chunks(asset_ids):
+        for row in conn.execute(
+            sa.select(
+                asset_sources.c.asset_id, asset_sources.c.source, asset_sources.c.price_usd
+            ).where(asset_sources.c.asset_id.in_(part))
+        ):
+            prices[row.asset_id][row.source] = row.price_usd
+    return prices
+
+
+def _quarantine_share(run: RunFigures) -> float:
+    return run.records_quarantined / run.records_processed if run.records_processed else 0.0
