@@ -1,0 +1,178 @@
+"""One pure-ASGI middleware for every request: request id, logs, metrics, rate limit, last-resort
+error handling.
+
+- Request id: `X-Request-ID` is echoed when sent (if it is a sane token: 1-128 characters of
+  letters, digits and `-_.:`), generated otherwise; it is bound to structlog's contextvars so
+  every log line of the request carries it, and returned in the response header.
+- Metrics: requests and latency by route *template* (`/assets/{asset_id}`), never the raw path.
+- Rate limit: a token bucket per client, API_RATE_LIMIT_PER_MINUTE tokens refilled evenly over a
+  minute (0 turns it off). The client is the admin API key when a valid one is sent, else the peer
+  address (uvicorn's proxy-header handling decides what that is). /health and /metrics are exempt.
+  The buckets live in this process: with several workers each has its own.
+- An exception no handler took becomes a 500 problem (logged with its traceback, never sent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kasparro import metrics
+from kasparro.api.errors import error_response, problem_response
+from kasparro.logging import get_logger
+
+log = get_logger("kasparro.api.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+EXEMPT_PATHS = frozenset({"/health", "/metrics"})
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class TokenBuckets:
+    """Token buckets keyed by client: `rate_per_minute` burst, refilled at rate/60 per second."""
+
+    def __init__(
+        self,
+        rate_per_minute: int,
+        *,
+        max_clients: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = float(rate_per_minute)
+        self.refill_per_second = rate_per_minute / 60.0
+        self.max_clients = max_clients
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated_at)
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> float:
+        """Take a token: 0.0 when allowed, else the seconds until one is available."""
+        now = self._clock()
+        with self._lock:
+            tokens, updated = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - updated) * self.refill_per_second)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                if len(self._buckets) > self.max_clients:
+                    self._prune(now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.refill_per_second
+
+    def _prune(self, now: float) -> None:
+        # A bucket that has refilled completely is the same as no bucket: forget it.
+        full_after = self.capacity / self.refill_per_second
+        stale = [k for k, (_, updated) in self._buckets.items() if now - updated >= full_after]
+        for key in stale:
+            del self._buckets[key]
+        if len(self._buckets) > self.max_clients:  # a flood of clients: drop the oldest half
+            ordered = sorted(self._buckets.items(), key=lambda item: item[1][1])
+            for key, _ in ordered[: len(ordered) // 2]:
+                del self._buckets[key]
+
+
+class RequestContextMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        rate_limit_per_minute: int = 0,
+        admin_api_key: str | None = None,
+    ) -> None:
+        self.app = app
+        self.buckets = TokenBuckets(rate_limit_per_minute) if rate_limit_per_minute > 0 else None
+        self._admin_key = admin_api_key.encode() if admin_api_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        state["started"] = started
+        sent_id = _header(scope, REQUEST_ID_HEADER.encode())
+        request_id = sent_id if sent_id and _REQUEST_ID_RE.fullmatch(sent_id) else uuid.uuid4().hex
+        state["request_id"] = request_id
+        id_header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        method = scope.get("method", "GET")
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                retry_after = self._limited(scope)
+                if retry_after:
+                    seconds = max(1, math.ceil(retry_after))
+                    response = problem_response(
+                        scope,
+                        429,
+                        f"rate limit exceeded; retry in {seconds} s",
+                        slug="rate-limited",
+                        title="Too many requests",
+                        headers={"Retry-After": str(seconds)},
+                        retry_after=seconds,
+                    )
+                    await response(scope, receive, send_with_id)
+                else:
+                    await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if response_started:  # too late for a problem document: the client sees a cut
+                    log.error("response_failed", error_type=type(exc).__name__, exc_info=exc)
+                    raise
+                await error_response(scope, exc)(scope, receive, send_with_id)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = _route_template(scope)
+                metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+                metrics.HTTP_LATENCY.labels(route, method).observe(elapsed)
+                log.info(
+                    "http_request",
+                    method=method,
+                    path=scope.get("path"),
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 3),
+                )
+
+    def _limited(self, scope: Scope) -> float:
+        if self.buckets is None or scope.get("path") in EXEMPT_PATHS:
+            return 0.0
+        return self.buckets.acquire(self._client_key(scope))
+
+    def _client_key(self, scope: Scope) -> str:
+        sent = _header(scope, b"x-api-key")
+        if sent and self._admin_key and hmac.compare_digest(sent.encode(), self._admin_key):
+            return "key:" + hashlib.sha256(self._admin_key).hexdigest()[:16]
+        client = scope.get("client")
+        return "ip:" + (str(client[0]) if client else "unknown")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(template) if template else UNMATCHED_ROUTE

@@ -1,0 +1,52 @@
+"""Route modules, one per area, and what they share: the engine, the settings, the request id."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.engine import Engine
+
+from kasparro.api.errors import request_id_of
+from kasparro.config import Settings
+
+# Text parameters refuse NUL characters (PostgreSQL cannot store or compare them).
+NO_NUL = r"^[^\x00]*$"
+MAX_OFFSET = 1_000_000_000
+
+
+# Dependencies are `async def` so FastAPI does not hop to a worker thread to call them.
+async def get_engine(request: Request) -> Engine:
+    """The engine for reads (autocommit on PostgreSQL: no BEGIN/ROLLBACK round trips)."""
+    engine: Engine = request.app.state.read_engine
+    return engine
+
+
+async def get_write_engine(request: Request) -> Engine:
+    """The engine itself, for what writes (the ETL's transactions)."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def request_id(request: Request) -> str:
+    return request_id_of(request.scope)
+
+
+def elapsed_ms(request: Request) -> float:
+    started = request.scope.get("state", {}).get("started")
+    if not isinstance(started, float):
+        return 0.0
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+WriteEngineDep = Annotated[Engine, Depends(get_write_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (1-1000).")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]

@@ -1,0 +1,145 @@
+"""Canonical assets with their per-source prices and a consensus price, and their history."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from kasparro.api import queries
+from kasparro.api.errors import ProblemError, problem_responses
+from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, request_id
+from kasparro.api.schemas import Asset, AssetHistory, AssetPage, SourceName
+
+router = APIRouter(tags=["assets"])
+
+AssetId = Annotated[
+    str, Path(min_length=1, max_length=160, pattern=NO_NUL, description="Canonical asset id.")
+]
+
+
+def _asset(head: dict[str, Any]) -> Asset:
+    prices = head["prices"]
+    consensus = statistics.median(p["price_usd"] for p in prices) if prices else None
+    return Asset(
+        asset_id=head["asset_id"],
+        symbol=head["symbol"],
+        name=head["name"],
+        consensus_price_usd=consensus,
+        source_count=len(prices),
+        prices=prices,
+    )
+
+
+def _not_found(asset_id: str) -> ProblemError:
+    return ProblemError(404, f"no asset with asset_id {asset_id!r}", slug="asset-not-found")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Naive means UTC; an instant at the edge of the calendar is clamped, not an error."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if value.year == datetime.min.year else datetime.max
+        return edge.replace(tzinfo=UTC)
+
+
+@router.get(
+    "/assets",
+    response_model=AssetPage,
+    summary="Canonical assets with per-source and consensus prices",
+    responses=problem_responses(422, 429, 500, 503),
+)
+def list_assets(
+    request: Request,
+    engine: EngineDep,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    symbol: Annotated[
+        str | None,
+        Query(max_length=64, pattern=NO_NUL, description="Ticker, case-insensitive."),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Name contains (case-insensitive)."),
+    ] = None,
+) -> AssetPage:
+    """Ordered by asset_id. `consensus_price_usd` is the median of the sources' latest prices."""
+    with engine.connect() as conn:
+        heads, total = queries.assets_page(
+            conn,
+            symbol=symbol.upper() if symbol is not None else None,
+            q=q,
+            limit=limit,
+            offset=offset,
+        )
+    data = [_asset(head) for head in heads]
+    return AssetPage.model_validate(
+        {
+            "data": data,
+            "meta": {
+                "request_id": request_id(request),
+                "limit": limit,
+                "offset": offset,
+                "count": len(data),
+                "total": total,
+            },
+        }
+    )
+
+
+@router.get(
+    "/assets/{asset_id}",
+    response_model=Asset,
+    summary="One canonical asset",
+    responses=problem_responses(404, 422, 429, 500, 503),
+)
+def get_asset(engine: EngineDep, asset_id: AssetId) -> Asset:
+    with engine.connect() as conn:
+        head = queries.asset(conn, asset_id)
+    if head is None:
+        raise _not_found(asset_id)
+    return _asset(head)
+
+
+@router.get(
+    "/assets/{asset_id}/history",
+    response_model=AssetHistory,
+    summary="Price history of one canonical asset",
+    responses=problem_responses(404, 422, 429, 500, 503),
+)
+def get_history(
+    request: Request,
+    engine: EngineDep,
+    asset_id: AssetId,
+    source: Annotated[SourceName | None, Query(description="Only this source.")] = None,
+    start: Annotated[
+        datetime | None,
+        Query(alias="from", description="Observed at or after (ISO 8601; naive means UTC)."),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        Query(alias="to", description="Observed at or before (ISO 8601; naive means UTC)."),
+    ] = None,
+    limit: Limit = 100,
+) -> AssetHistory:
+    """Rows newest first, then by source. An empty range (`from` after `to`) returns no rows."""
+    with engine.connect() as conn:
+        if not queries.asset_exists(conn, asset_id):
+            raise _not_found(asset_id)
+        rows = queries.asset_history(
+            conn, asset_id, source=source, start=_utc(start), end=_utc(end), limit=limit
+        )
+    return AssetHistory.model_validate(
+        {
+            "asset_id": asset_id,
+            "data": rows,
+            "meta": {"request_id": request_id(request), "limit": limit, "count": len(rows)},
+        }
+    )

@@ -1,0 +1,141 @@
+"""GET /data: the latest values of every source asset, filtered and paginated.
+
+The hot endpoint: rows go straight from the driver into orjson, without a Pydantic round trip
+(the response model still documents the shape, and the tests validate against it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from kasparro.api import queries
+from kasparro.api.errors import ProblemError, problem_responses
+from kasparro.api.routes import NO_NUL, EngineDep, Limit, elapsed_ms, request_id
+from kasparro.api.schemas import DataPage, SourceName
+
+router = APIRouter(tags=["data"])
+
+JSON_OPTIONS = orjson.OPT_UTC_Z
+
+
+def encode_cursor(last: tuple[str, str], fingerprint: str) -> str:
+    raw = orjson.dumps([last[0], last[1], fingerprint])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str, fingerprint: str) -> tuple[str, str]:
+    """The (source, source_asset_id) a cursor points after; ProblemError 400 if it is not ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        value = None
+    if not (
+        isinstance(value, list) and len(value) == 3 and all(isinstance(part, str) for part in value)
+    ):
+        raise ProblemError(
+            400,
+            "invalid parameter `cursor`: not a cursor this API issued; "
+            "use meta.next_cursor from a previous page",
+            slug="invalid-cursor",
+            param="cursor",
+        )
+    if value[2] != fingerprint:
+        raise ProblemError(
+            400,
+            "invalid parameter `cursor`: it was issued for other filters; "
+            "send the same source, symbol, asset_id and q as the page it came from",
+            slug="invalid-cursor",
+            param="cursor",
+        )
+    return value[0], value[1]
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body, option=JSON_OPTIONS), media_type="application/json")
+
+
+@router.get(
+    "/data",
+    response_model=DataPage,
+    summary="Unified latest rows per source asset",
+    responses=problem_responses(400, 422, 429, 500, 503),
+)
+def get_data(
+    request: Request,
+    engine: EngineDep,
+    limit: Limit = 100,
+    offset: Annotated[
+        int | None,
+        Query(ge=0, le=1_000_000_000, description="Rows to skip; not together with `cursor`."),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=2048,
+            pattern=r"^[A-Za-z0-9_\-]*$",
+            description="Opaque keyset cursor: meta.next_cursor of the previous page.",
+        ),
+    ] = None,
+    source: Annotated[SourceName | None, Query(description="Only this source.")] = None,
+    symbol: Annotated[
+        str | None,
+        Query(max_length=64, pattern=NO_NUL, description="Ticker, case-insensitive."),
+    ] = None,
+    asset_id: Annotated[
+        str | None, Query(max_length=160, pattern=NO_NUL, description="Canonical asset id.")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Name contains (case-insensitive)."),
+    ] = None,
+) -> Response:
+    """Rows in a stable order, (source, source_asset_id). Deep pages: follow `next_cursor`."""
+    filters = queries.DataFilters(
+        source=source, symbol=symbol.upper() if symbol is not None else None, asset_id=asset_id, q=q
+    )
+    fingerprint = filters.fingerprint()
+    after = None
+    if cursor:
+        if offset is not None:
+            raise ProblemError(
+                400,
+                "parameters `cursor` and `offset` cannot be used together",
+                slug="conflicting-parameters",
+                param="offset",
+            )
+        after = decode_cursor(cursor, fingerprint)
+    with engine.connect() as conn:
+        rows, more, total = queries.data_page(
+            conn,
+            filters,
+            limit=limit,
+            offset=offset or 0,
+            after=after,
+            totals=request.app.state.data_totals,
+        )
+    next_cursor = (
+        encode_cursor((rows[-1]["source"], rows[-1]["source_asset_id"]), fingerprint)
+        if more and rows
+        else None
+    )
+    return json_response(
+        {
+            "data": rows,
+            "meta": {
+                "request_id": request_id(request),
+                "api_latency_ms": elapsed_ms(request),
+                "limit": limit,
+                "offset": offset or 0,
+                "count": len(rows),
+                "total": total,
+                "next_cursor": next_cursor,
+            },
+        }
+    )

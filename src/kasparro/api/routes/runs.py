@@ -1,0 +1,167 @@
+"""ETL runs: list, one, and a comparison of two."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy.engine import Connection
+
+from kasparro.api import queries
+from kasparro.api.errors import ProblemError, problem_responses
+from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, request_id
+from kasparro.api.schemas import (
+    Anomaly,
+    AssetChanges,
+    CountDelta,
+    PriceMove,
+    Run,
+    RunComparison,
+    RunDetail,
+    RunPage,
+    RunStatus,
+    SourceAssetRef,
+    SourceName,
+)
+from kasparro.db.schema import anomalies, drift_events
+
+router = APIRouter(tags=["runs"])
+
+RunId = Annotated[str, Path(min_length=1, max_length=36, pattern=NO_NUL, description="Run id.")]
+CHANGES_LISTED = 100
+MOVES_LISTED = 10
+
+
+def _run_or_404(conn: Connection, run_id: str, param: str = "run_id") -> dict[str, Any]:
+    found = queries.run(conn, run_id)
+    if found is None:
+        raise ProblemError(404, f"no run with id {run_id!r} ({param})", slug="run-not-found")
+    return found
+
+
+@router.get(
+    "/runs",
+    response_model=RunPage,
+    summary="ETL runs, newest first",
+    responses=problem_responses(422, 429, 500, 503),
+)
+def list_runs(
+    request: Request,
+    engine: EngineDep,
+    source: Annotated[SourceName | None, Query(description="Only this source.")] = None,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> RunPage:
+    with engine.connect() as conn:
+        rows, total = queries.runs_page(
+            conn, source=source, status=status, limit=limit, offset=offset
+        )
+    return RunPage.model_validate(
+        {
+            "data": rows,
+            "meta": {
+                "request_id": request_id(request),
+                "limit": limit,
+                "offset": offset,
+                "count": len(rows),
+                "total": total,
+            },
+        }
+    )
+
+
+@router.get(
+    "/runs/compare",
+    response_model=RunComparison,
+    summary="Compare two runs",
+    responses=problem_responses(404, 422, 429, 500, 503),
+)
+def compare_runs(
+    engine: EngineDep,
+    a: Annotated[str, Query(min_length=1, max_length=36, pattern=NO_NUL, description="Run A.")],
+    b: Annotated[str, Query(min_length=1, max_length=36, pattern=NO_NUL, description="Run B.")],
+) -> RunComparison:
+    """Record counts and durations side by side (`delta` = b - a), and what changed in the data.
+
+    What a run *observed* is read from `price_history.run_id`: the source assets for which the
+    run wrote at least one history row, each with the price of the newest such row (by
+    `observed_at`). The loader writes a history row only for an observation it has not stored
+    before, so a source asset whose values had not changed since the previous run is not
+    "observed" by the later run (`asset_sources.run_id` is no help either: it names the run that
+    last *changed* the latest values). Hence:
+
+    - `assets_added`: source assets observed by run b and not by run a;
+    - `assets_removed`: source assets observed by run a and not by run b;
+    - `largest_price_moves`: source assets observed by both, top 10 by absolute relative change
+      from a's price to b's.
+
+    For API sources, whose prices move between runs, this is what appeared and disappeared; a
+    re-run of an unchanged file observes nothing new and so "removes" everything: read it with
+    the runs' `records_unchanged`.
+    """
+    with engine.connect() as conn:
+        run_a = _run_or_404(conn, a, "a")
+        run_b = _run_or_404(conn, b, "b")
+        seen_a = queries.run_observations(conn, run_a)
+        seen_b = queries.run_observations(conn, run_b)
+        anomalies_a = queries.run_events(conn, anomalies, run_a["run_id"])
+        anomalies_b = queries.run_events(conn, anomalies, run_b["run_id"])
+
+    def delta(key: str) -> CountDelta:
+        va, vb = run_a[key], run_b[key]
+        return CountDelta(a=va, b=vb, delta=vb - va if va is not None and vb is not None else None)
+
+    def changes(keys: set[tuple[str, str]]) -> AssetChanges:
+        listed = sorted(keys)[:CHANGES_LISTED]
+        return AssetChanges(
+            count=len(keys),
+            items=[SourceAssetRef(source=s, source_asset_id=i) for s, i in listed],
+        )
+
+    moves: list[PriceMove] = []
+    for key in seen_a.keys() & seen_b.keys():
+        price_a, price_b = seen_a[key].price_usd, seen_b[key].price_usd
+        if price_a <= 0:
+            continue
+        moves.append(
+            PriceMove(
+                source=key[0],
+                source_asset_id=key[1],
+                asset_id=seen_b[key].asset_id,
+                price_a=price_a,
+                price_b=price_b,
+                change_pct=(price_b - price_a) / price_a * 100,
+            )
+        )
+    moves.sort(key=lambda m: (-abs(m.change_pct), m.source, m.source_asset_id))
+    return RunComparison(
+        a=Run.model_validate(run_a),
+        b=Run.model_validate(run_b),
+        records_processed=delta("records_processed"),
+        records_loaded=delta("records_loaded"),
+        records_unchanged=delta("records_unchanged"),
+        records_quarantined=delta("records_quarantined"),
+        duration_ms=delta("duration_ms"),
+        assets_added=changes(seen_b.keys() - seen_a.keys()),
+        assets_removed=changes(seen_a.keys() - seen_b.keys()),
+        largest_price_moves=moves[:MOVES_LISTED],
+        anomalies_a=[Anomaly.model_validate(row) for row in anomalies_a],
+        anomalies_b=[Anomaly.model_validate(row) for row in anomalies_b],
+    )
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=RunDetail,
+    summary="One ETL run, with its drift and anomalies",
+    responses=problem_responses(404, 422, 429, 500, 503),
+)
+def get_run(engine: EngineDep, run_id: RunId) -> RunDetail:
+    """Every recorded column of the run, its error and failure point included (where it failed
+    and why), the schema drift it saw and the anomalies found when it finished."""
+    with engine.connect() as conn:
+        found = _run_or_404(conn, run_id)
+        found["drift_events"] = queries.run_events(conn, drift_events, run_id)
+        found["anomalies"] = queries.run_events(conn, anomalies, run_id)
+    return RunDetail.model_validate(found)

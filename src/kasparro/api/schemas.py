@@ -1,0 +1,312 @@
+"""Response models of every endpoint, and the problem document every error uses (RFC 9457)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kasparro.models import SOURCES
+
+SourceName = Literal["coingecko", "coinpaprika", "csv", "csv_weird"]
+RunStatus = Literal["running", "success", "degraded", "failed"]
+
+if set(get_args(SourceName)) != set(SOURCES):  # pragma: no cover - a guard for new sources
+    raise RuntimeError("SourceName (kasparro.api.schemas) is out of step with models.SOURCES")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# Problems -------------------------------------------------------------------------------------
+
+
+class ProblemParam(_Model):
+    """One rejected request parameter."""
+
+    name: str = Field(description="The parameter's name, as sent (e.g. `limit`, `from`).")
+    location: str = Field(description="Where it was: query, path, header, cookie or body.")
+    message: str
+
+
+class Problem(_Model):
+    """An RFC 9457 problem document (`application/problem+json`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(default="about:blank", description="A URI reference naming the problem.")
+    title: str = Field(description="A short summary of the problem type.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str | None = Field(default=None, description="What went wrong in this occurrence.")
+    instance: str | None = Field(default=None, description="The request path.")
+    request_id: str = Field(description="The request's id (also in the X-Request-ID header).")
+    errors: list[ProblemParam] | None = Field(
+        default=None, description="For validation problems: every rejected parameter."
+    )
+
+
+# Health ---------------------------------------------------------------------------------------
+
+
+class SourceHealth(_Model):
+    last_status: str | None = Field(description="Status of the source's latest run, if any.")
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None = Field(
+        default=None, description="The latest failed run's error, when the latest run failed."
+    )
+
+
+class Health(_Model):
+    status: Literal["ok", "error"]
+    db: Literal["ok", "down"]
+    database: Literal["connected", "disconnected"]
+    etl: Literal["idle", "running", "failing", "unknown"] = Field(
+        description="running: a run is in progress; failing: some enabled source's latest "
+        "finished run failed; unknown: the database cannot be read."
+    )
+    sources: dict[str, SourceHealth] = Field(description="Every enabled source, by name.")
+
+
+# /data ----------------------------------------------------------------------------------------
+
+
+class DataRow(_Model):
+    asset_id: str = Field(description="The canonical asset this source asset is linked to.")
+    source: str
+    source_asset_id: str
+    symbol: str
+    name: str
+    price_usd: float
+    market_cap_usd: float | None
+    volume_24h_usd: float | None
+    observed_at: datetime
+    ingested_at: datetime
+    run_id: str = Field(description="The ETL run that wrote these values.")
+
+
+class PageMeta(_Model):
+    request_id: str
+    limit: int
+    offset: int
+    count: int = Field(description="Rows in this page.")
+    total: int = Field(description="Rows matching the filters, over all pages.")
+
+
+class DataMeta(PageMeta):
+    api_latency_ms: float = Field(description="Server-side time spent on this request.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class DataPage(_Model):
+    data: list[DataRow]
+    meta: DataMeta
+
+
+# /assets --------------------------------------------------------------------------------------
+
+
+class SourcePrice(_Model):
+    source: str
+    source_asset_id: str
+    price_usd: float
+    observed_at: datetime
+
+
+class Asset(_Model):
+    asset_id: str
+    symbol: str
+    name: str
+    consensus_price_usd: float | None = Field(
+        description="The median of the per-source latest prices; null with no source price."
+    )
+    source_count: int
+    prices: list[SourcePrice]
+
+
+class AssetPage(_Model):
+    data: list[Asset]
+    meta: PageMeta
+
+
+class HistoryRow(_Model):
+    source: str
+    source_asset_id: str
+    observed_at: datetime
+    price_usd: float
+    market_cap_usd: float | None
+    volume_24h_usd: float | None
+    ingested_at: datetime
+    run_id: str
+
+
+class HistoryMeta(_Model):
+    request_id: str
+    limit: int
+    count: int
+
+
+class AssetHistory(_Model):
+    asset_id: str
+    data: list[HistoryRow] = Field(description="Newest first, then by source.")
+    meta: HistoryMeta
+
+
+# /etl/run -------------------------------------------------------------------------------------
+
+
+class StartedRun(_Model):
+    run_id: str
+    source: str
+
+
+class StartedRuns(_Model):
+    runs: list[StartedRun]
+
+
+# /stats ---------------------------------------------------------------------------------------
+
+
+class SourceStats(_Model):
+    enabled: bool
+    runs_total: int
+    last_run_id: str | None = Field(description="The latest finished run.")
+    last_run_status: str | None
+    last_run_records_processed: int | None
+    last_run_duration_ms: int | None
+    records_processed_total: int = Field(description="Records processed over all runs.")
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    running: bool = Field(description="A run of this source is in progress.")
+    quarantined: int = Field(description="Records held in quarantine for this source.")
+    assets: int = Field(description="Source assets with a latest value.")
+
+
+class Stats(_Model):
+    assets_total: int = Field(description="Canonical assets.")
+    sources: dict[str, SourceStats]
+
+
+# /runs ----------------------------------------------------------------------------------------
+
+
+class Run(_Model):
+    run_id: str
+    source: str
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    records_processed: int
+    records_loaded: int
+    records_unchanged: int
+    records_quarantined: int
+    batches_committed: int
+    duration_ms: int | None
+    error: str | None
+    failure_point: str | None
+
+
+class RunPage(_Model):
+    data: list[Run]
+    meta: PageMeta
+
+
+# /drift and /anomalies ------------------------------------------------------------------------
+
+
+class DriftEvent(_Model):
+    """A difference between a payload and its source's expected schema, seen by one run."""
+
+    id: int
+    run_id: str
+    source: str
+    kind: Literal["missing", "new", "type_change", "rename"]
+    field: str = Field(description="The field, as a dotted path (`quotes.USD.price`).")
+    detail: str
+    confidence: float = Field(
+        description="How sure a rename match is (0-1); for a missing field, its best candidate's."
+    )
+    action: Literal["noted", "applied", "quarantined"] = Field(
+        description="`applied`: a rename was followed; `quarantined`: the affected records were."
+    )
+    items: int = Field(description="Records of the run that showed it.")
+    created_at: datetime
+
+
+class DriftPage(_Model):
+    data: list[DriftEvent]
+    meta: PageMeta
+
+
+class Anomaly(_Model):
+    """A run unlike its source's recent runs, or a price unlike the other sources' prices."""
+
+    id: int
+    run_id: str
+    source: str
+    kind: str = Field(
+        description="record_count_drop, duration_spike, error_spike, price_outlier or "
+        "price_disagreement."
+    )
+    asset_id: str | None = Field(description="For price anomalies, the canonical asset.")
+    detail: str
+    value: float | None = Field(description="What was seen.")
+    baseline: float | None = Field(description="What it was compared with.")
+    created_at: datetime
+
+
+class AnomalyPage(_Model):
+    data: list[Anomaly]
+    meta: PageMeta
+
+
+class RunDetail(Run):
+    drift_events: list[DriftEvent] = Field(description="Schema drift the run saw.")
+    anomalies: list[Anomaly] = Field(description="Anomalies found when the run finished.")
+
+
+class CountDelta(_Model):
+    a: int | None
+    b: int | None
+    delta: int | None = Field(description="b - a, when both are known.")
+
+
+class SourceAssetRef(_Model):
+    source: str
+    source_asset_id: str
+
+
+class AssetChanges(_Model):
+    count: int
+    items: list[SourceAssetRef] = Field(description="Up to 100, sorted.")
+
+
+class PriceMove(_Model):
+    source: str
+    source_asset_id: str
+    asset_id: str
+    price_a: float
+    price_b: float
+    change_pct: float = Field(description="(price_b - price_a) / price_a * 100.")
+
+
+class RunComparison(_Model):
+    a: Run
+    b: Run
+    records_processed: CountDelta
+    records_loaded: CountDelta
+    records_unchanged: CountDelta
+    records_quarantined: CountDelta
+    duration_ms: CountDelta
+    assets_added: AssetChanges = Field(description="Observed by run b, not by run a.")
+    assets_removed: AssetChanges = Field(description="Observed by run a, not by run b.")
+    largest_price_moves: list[PriceMove] = Field(
+        description="Up to 10 source assets observed by both runs, by absolute relative change."
+    )
+    anomalies_a: list[Anomaly] = Field(description="Anomalies found for run a.")
+    anomalies_b: list[Anomaly] = Field(description="Anomalies found for run b.")

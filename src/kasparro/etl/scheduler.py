@@ -1,0 +1,103 @@
+"""The in-process ETL schedule: every enabled source on ETL_SCHEDULE (cron), plus one run at start.
+
+Each source is started on its own, so a source still running (SourceBusy: its lease is held, by
+this process or another) is skipped and logged without holding the others back. Several
+processes or machines may run this scheduler: the leases keep each source to one run at a time.
+
+ETL_SCHEDULE is a five-field crontab line, evaluated in UTC; "off", "none", "disabled" or an
+empty value turn the schedule off (ETL_RUN_ON_START still applies).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy.engine import Engine
+
+from kasparro.config import Settings
+from kasparro.etl.runner import SourceBusy, StartedRun, enabled_sources, start_runs
+from kasparro.logging import get_logger
+
+log = get_logger(__name__)
+
+SCHEDULE_OFF = frozenset({"", "off", "none", "disabled", "false", "0"})
+
+
+def schedule_is_off(schedule: str) -> bool:
+    return schedule.strip().lower() in SCHEDULE_OFF
+
+
+def parse_schedule(schedule: str) -> CronTrigger | None:
+    """The cron trigger for ETL_SCHEDULE, None when it is off; ValueError when it is malformed."""
+    if schedule_is_off(schedule):
+        return None
+    try:
+        trigger: CronTrigger = CronTrigger.from_crontab(schedule.strip(), timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(
+            f"ETL_SCHEDULE={schedule!r} is not a five-field crontab line "
+            f'(e.g. "*/10 * * * *"), nor "off": {exc}'
+        ) from None
+    return trigger
+
+
+def run_enabled_sources(engine: Engine, settings: Settings, *, trigger: str) -> list[StartedRun]:
+    """Start a run of every enabled source now, each on its own; a busy source is skipped."""
+    started: list[StartedRun] = []
+    for name in enabled_sources(settings):
+        try:
+            started.extend(start_runs(engine, settings, [name], trigger=trigger))
+        except SourceBusy as exc:
+            log.info("etl_source_busy", source=name, running_run_id=exc.run_id)
+        except Exception as exc:  # the next tick tries again; the scheduler thread must live
+            log.error("etl_start_failed", source=name, error_type=type(exc).__name__, exc_info=exc)
+    return started
+
+
+class EtlScheduler:
+    """A BackgroundScheduler running the enabled sources on a cron schedule and at start."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.trigger = parse_schedule(settings.etl_schedule)
+        self._scheduler: Any = BackgroundScheduler(
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+        )
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def start(self) -> None:
+        if self.trigger is not None:
+            self._scheduler.add_job(
+                self._tick, self.trigger, id="etl-schedule", kwargs={"trigger": "schedule"}
+            )
+        if self.settings.etl_run_on_start:
+            # No trigger: a one-off job that runs as soon as the scheduler starts.
+            self._scheduler.add_job(self._tick, id="etl-startup", kwargs={"trigger": "startup"})
+        self._scheduler.start()
+        log.info(
+            "etl_scheduler_started",
+            schedule=self.settings.etl_schedule if self.trigger is not None else "off",
+            run_on_start=self.settings.etl_run_on_start,
+            sources=enabled_sources(self.settings),
+        )
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            # Runs already started finish in their own threads (or are resumed next start).
+            self._scheduler.shutdown(wait=False)
+            log.info("etl_scheduler_stopped")
+
+    def next_run_time(self) -> Any:
+        job = self._scheduler.get_job("etl-schedule")
+        return job.next_run_time if job is not None else None
+
+    def _tick(self, trigger: str) -> None:
+        started = run_enabled_sources(self.engine, self.settings, trigger=trigger)
+        log.info("etl_scheduled_runs", trigger=trigger, runs=[r.run_id for r in started])
