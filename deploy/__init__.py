@@ -1,0 +1,1 @@
+"""Deployment checks and vendored schemas for the Docker, Compose and Kubernetes files."""

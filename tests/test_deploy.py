@@ -1,0 +1,182 @@
+"""The deployment files pass `deploy.check`, and the checks catch what they are meant to."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy import check
+from kasparro.config import Settings
+
+ROOT = check.ROOT
+COMPOSE_OK = """
+services:
+  db:
+    image: postgres:15
+    environment:
+      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?set it in .env}
+"""
+
+
+@pytest.mark.parametrize("run", check.CHECKS, ids=lambda c: c.__name__)
+def test_real_files_pass(run: check.CheckFn) -> None:
+    result = run(check.Files())
+    assert result.ok, result.render()
+
+
+def test_main_exits_zero_on_the_real_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.count("PASS ") == len(check.CHECKS)
+    assert "deploy-check OK" in out
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+def test_credential_default_in_compose_is_flagged() -> None:
+    text = COMPOSE_OK.replace(
+        "${POSTGRES_PASSWORD:?set it in .env}", "${POSTGRES_PASSWORD:-secret}"
+    )
+    problems = check.yaml_credential_problems(text, "docker-compose.yml")
+    assert any("POSTGRES_PASSWORD:-" in p for p in problems), problems
+    assert check.yaml_credential_problems(COMPOSE_OK, "docker-compose.yml") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x:\n  DATABASE_URL: postgresql+psycopg://kasparro:hunter2@db:5432/kasparro\n",
+        "x:\n  DATABASE_URL: postgresql+psycopg://${U:?set}:hunter2@db/k\n",
+        "x:\n  environment:\n    - ADMIN_API_KEY=abc123\n",
+        "kind: Secret\nstringData:\n  COINGECKO_API_KEY: CG-abcdef\n",
+        "env:\n  - name: ADMIN_API_KEY\n    value: abc123\n",
+        "x:\n  password: hunter2\n",
+        "x:\n  KEY: ${ADMIN_API_KEY-fallback}\n",
+    ],
+)
+def test_credential_literals_in_yaml_are_flagged(text: str) -> None:
+    assert check.yaml_credential_problems(text, "f.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x:\n  DATABASE_URL: postgresql+psycopg://${U:?set}:${P:?set}@db:5432/${D:?set}\n",
+        "x:\n  DATABASE_URL: postgresql+psycopg://<user>:<password>@<host>:5432/<db>\n",
+        "kind: Secret\nstringData:\n  ADMIN_API_KEY: ''\n",
+        "env:\n  - name: ADMIN_API_KEY\n    valueFrom:\n      secretKeyRef: {name: s, key: K}\n",
+        "x:\n  KASPARRO_ENV: ${KASPARRO_ENV:-production}\n",
+    ],
+)
+def test_placeholders_are_not_flagged(text: str) -> None:
+    assert check.yaml_credential_problems(text, "f.yaml") == []
+
+
+def test_dotenv_and_dockerfile_secrets_are_flagged() -> None:
+    assert check.dotenv_credential_problems("ADMIN_API_KEY=abc\n", ".env.example")
+    assert check.dotenv_credential_problems("# COINGECKO_API_KEY=CG-xyz\n", ".env.example")
+    assert check.dotenv_credential_problems("ADMIN_API_KEY=\nLOG_LEVEL=INFO\n", "e") == []
+    assert check.dockerfile_credential_problems("FROM x\nENV ADMIN_API_KEY=abc\n")
+    assert check.dockerfile_credential_problems("FROM x\nARG DB_PASSWORD=pw\n")
+    assert check.dockerfile_credential_problems("FROM x\nENV API_HOST=0.0.0.0\n") == []
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_unknown_env_var_in_compose_is_flagged() -> None:
+    text = COMPOSE_OK + "  api:\n    image: k\n    environment:\n      API_WORKERS: '4'\n"
+    names = check.compose_env_names(text)
+    assert {"POSTGRES_PASSWORD", "API_WORKERS"} <= names
+    allowed = check.application_settings() | check.COMPOSE_ONLY_VARS
+    problems = check.unknown_names(names, allowed, "docker-compose.yml")
+    assert problems == ["docker-compose.yml: API_WORKERS is not a setting the application reads"]
+
+
+def test_unknown_env_var_in_kubernetes_is_flagged() -> None:
+    text = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+        "data:\n  LOG_LEVEL: INFO\n  ETL_CRON: '* * * * *'\n"
+    )
+    names = check.kubernetes_env_names(text)
+    assert check.unknown_names(names, check.application_settings(), "c.yaml") == [
+        "c.yaml: ETL_CRON is not a setting the application reads"
+    ]
+
+
+def _copy_tree(tmp_path: Path) -> check.Files:
+    for name in ("Dockerfile", "docker-compose.yml", ".env.example", "Makefile"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "deploy" / "k8s", tmp_path / "deploy" / "k8s")
+    (tmp_path / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "operations.md", tmp_path / "docs" / "operations.md")
+    return check.Files(tmp_path)
+
+
+def test_undocumented_and_unread_settings_fail(tmp_path: Path) -> None:
+    files = _copy_tree(tmp_path)
+    assert check.check_settings(files).ok
+    env = files.env_example.read_text()
+    files.env_example.write_text(env.replace("# ETL_BATCH_SIZE=500\n", "# ETL_BATCH=500\n"))
+    problems = check.check_settings(files).problems
+    assert ".env.example: ETL_BATCH is not a setting the application reads" in problems
+    assert ".env.example: ETL_BATCH_SIZE is missing" in problems
+    doc = files.operations_doc.read_text()
+    files.operations_doc.write_text(doc.replace("HTTP_MAX_ATTEMPTS", "HTTP_ATTEMPTS"))
+    problems = check.check_settings(files).problems
+    assert "docs/operations.md: HTTP_MAX_ATTEMPTS is missing" in problems
+
+
+def test_env_example_is_loadable_by_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cp .env.example .env` gives settings the application accepts (nothing set empty)."""
+    for name in check.application_settings():
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=ROOT / ".env.example")
+    assert settings.etl_schedule == Settings.model_fields["etl_schedule"].default
+
+
+def test_configmap_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = yaml.safe_load((ROOT / "deploy" / "k8s" / "configmap.yaml").read_text())["data"]
+    for name in check.application_settings():
+        monkeypatch.delenv(name, raising=False)
+    for name, value in data.items():
+        monkeypatch.setenv(name, str(value))
+    settings = Settings(_env_file=None)
+    assert settings.kasparro_env == "production"
+    assert settings.api_host == "0.0.0.0"
+
+
+# --- commands and schemas ---------------------------------------------------------------------
+
+
+def test_make_run_command_is_parsed() -> None:
+    makefile = "run: $(STAMP)\n\t$(BIN)/kasparro serve\n\ntest:\n\t$(BIN)/pytest\n"
+    assert check.make_run_command(makefile) == ["kasparro", "serve"]
+
+
+def test_dockerfile_command_mismatch_is_flagged() -> None:
+    argv, problems = check.dockerfile_command(
+        'FROM a AS b\nCMD ["other"]\nFROM c\nENTRYPOINT ["kasparro"]\nCMD ["etl", "run"]\n'
+    )
+    assert argv == ["kasparro", "etl", "run"]
+    assert problems == []
+    _, problems = check.dockerfile_command("FROM c\nCMD kasparro serve\n")
+    assert problems and "shell form" in problems[0]
+
+
+def test_schemas_reject_typos() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert check.compose_schema_errors(compose.replace("depends_on:", "depends_onn:"))
+    deployment = (ROOT / "deploy" / "k8s" / "api-deployment.yaml").read_text()
+    problems, _ = check.kubernetes_schema_errors(
+        deployment.replace("readinessProbe:", "readinesProbe:"), "d.yaml"
+    )
+    assert any("readinesProbe" in p for p in problems), problems
+    problems, _ = check.kubernetes_schema_errors("apiVersion: v1\nkind: Pod\n", "p.yaml")
+    assert problems and "no vendored schema" in problems[0]
