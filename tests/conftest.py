@@ -19,7 +19,9 @@ from kasparro.db.engine import create_db_engine
 from kasparro.db.migrate import upgrade
 from kasparro.db.schema import metadata
 
-SHARED_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+# Real recorded upstream responses (see samples/PROVENANCE.md), kept with the tests so a clean
+# clone needs nothing beside it.
+RECORDED_SAMPLES = Path(__file__).resolve().parent / "samples"
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -75,7 +77,5 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def shared_samples() -> Path:
-    if not SHARED_SAMPLES.is_dir():
-        pytest.fail(f"../shared/samples not found at {SHARED_SAMPLES}")
-    return SHARED_SAMPLES
+def recorded_samples() -> Path:
+    return RECORDED_SAMPLES

@@ -14,14 +14,14 @@ from kasparro.quality.drift import detect
 
 
 @pytest.fixture
-def coingecko_items(shared_samples: Path) -> list[dict[str, Any]]:
-    return json.loads((shared_samples / "coingecko_markets_madjin-daily-crypto.json").read_text())
+def coingecko_items(recorded_samples: Path) -> list[dict[str, Any]]:
+    return json.loads((recorded_samples / "coingecko_markets_madjin-daily-crypto.json").read_text())
 
 
 @pytest.fixture
-def paprika_items(shared_samples: Path) -> list[dict[str, Any]]:
+def paprika_items(recorded_samples: Path) -> list[dict[str, Any]]:
     name = "coinpaprika_tickers_K1intNyaenya-crypto-paprika_EXCERPT.json"
-    return json.loads((shared_samples / name).read_text())
+    return json.loads((recorded_samples / name).read_text())
 
 
 def test_real_payloads_show_no_drift(coingecko_items: list, paprika_items: list) -> None:

@@ -25,8 +25,8 @@ PAPRIKA_SAMPLE = "coinpaprika_tickers_K1intNyaenya-crypto-paprika_EXCERPT.json"
 
 
 @pytest.mark.parametrize("name", CG_SAMPLES)
-def test_every_real_coingecko_item_normalizes(shared_samples: Path, name: str) -> None:
-    items = json.loads((shared_samples / name).read_text())
+def test_every_real_coingecko_item_normalizes(recorded_samples: Path, name: str) -> None:
+    items = json.loads((recorded_samples / name).read_text())
     results = [coingecko.normalize(RawRecord.of("coingecko", item)) for item in items]
     assert all(isinstance(r, UnifiedRecord) for r in results), [
         r.reason for r in results if isinstance(r, Rejection)
@@ -36,8 +36,8 @@ def test_every_real_coingecko_item_normalizes(shared_samples: Path, name: str) -
     assert all(r.symbol == r.symbol.upper() and r.observed_at.tzinfo is UTC for r in records)
 
 
-def test_coingecko_fields_map_exactly(shared_samples: Path) -> None:
-    items = json.loads((shared_samples / CG_SAMPLES[0]).read_text())
+def test_coingecko_fields_map_exactly(recorded_samples: Path) -> None:
+    items = json.loads((recorded_samples / CG_SAMPLES[0]).read_text())
     bitcoin = coingecko.normalize(RawRecord.of("coingecko", items[0]))
     assert isinstance(bitcoin, UnifiedRecord)
     assert (bitcoin.source_asset_id, bitcoin.symbol, bitcoin.name) == ("bitcoin", "BTC", "Bitcoin")
@@ -47,16 +47,16 @@ def test_coingecko_fields_map_exactly(shared_samples: Path) -> None:
     assert bitcoin.observed_at == datetime(2026, 4, 30, 2, 29, 6, 506000, tzinfo=UTC)
 
 
-def test_coingecko_tiny_prices_in_e_notation_survive(shared_samples: Path) -> None:
-    items = json.loads((shared_samples / CG_SAMPLES[0]).read_text())
+def test_coingecko_tiny_prices_in_e_notation_survive(recorded_samples: Path) -> None:
+    items = json.loads((recorded_samples / CG_SAMPLES[0]).read_text())
     pepe = next(i for i in items if i["id"] == "pepe")
     record = coingecko.normalize(RawRecord.of("coingecko", pepe))
     assert isinstance(record, UnifiedRecord)
     assert 0 < record.price_usd < 1e-4
 
 
-def test_zero_width_characters_are_stripped_from_names(shared_samples: Path) -> None:
-    items = json.loads((shared_samples / CG_SAMPLES[0]).read_text())
+def test_zero_width_characters_are_stripped_from_names(recorded_samples: Path) -> None:
+    items = json.loads((recorded_samples / CG_SAMPLES[0]).read_text())
     stable = next(i for i in items if i["id"] == "stable-2")
     record = coingecko.normalize(RawRecord.of("coingecko", stable))
     assert isinstance(record, UnifiedRecord)
@@ -75,16 +75,16 @@ def test_zero_width_characters_are_stripped_from_names(shared_samples: Path) -> 
     ],
 )
 def test_bad_coingecko_items_are_rejected_with_a_reason(
-    shared_samples: Path, change: dict[str, object], reason: str
+    recorded_samples: Path, change: dict[str, object], reason: str
 ) -> None:
-    item = {**json.loads((shared_samples / CG_SAMPLES[0]).read_text())[0], **change}
+    item = {**json.loads((recorded_samples / CG_SAMPLES[0]).read_text())[0], **change}
     result = coingecko.normalize(RawRecord.of("coingecko", item))
     assert isinstance(result, Rejection)
     assert reason in result.reason
 
 
-def test_every_real_coinpaprika_item_normalizes(shared_samples: Path) -> None:
-    items = json.loads((shared_samples / PAPRIKA_SAMPLE).read_text())
+def test_every_real_coinpaprika_item_normalizes(recorded_samples: Path) -> None:
+    items = json.loads((recorded_samples / PAPRIKA_SAMPLE).read_text())
     results = [coinpaprika.normalize(RawRecord.of("coinpaprika", item)) for item in items]
     records = [r for r in results if isinstance(r, UnifiedRecord)]
     assert len(records) == len(items)
@@ -99,9 +99,9 @@ def test_every_real_coinpaprika_item_normalizes(shared_samples: Path) -> None:
 
 
 def test_coinpaprika_empty_strings_mean_absent_but_a_price_is_required(
-    shared_samples: Path,
+    recorded_samples: Path,
 ) -> None:
-    item = json.loads((shared_samples / PAPRIKA_SAMPLE).read_text())[0]
+    item = json.loads((recorded_samples / PAPRIKA_SAMPLE).read_text())[0]
     quotes = {**item["quotes"]["USD"], "market_cap": "", "volume_24h": None}
     record = coinpaprika.normalize(RawRecord.of("coinpaprika", {**item, "quotes": {"USD": quotes}}))
     assert isinstance(record, UnifiedRecord)
@@ -121,7 +121,7 @@ def _response(
     return httpx.Response(status, content=content.encode(), headers=headers or {})
 
 
-def test_coingecko_error_shapes_are_classified(shared_samples: Path) -> None:
+def test_coingecko_error_shapes_are_classified(recorded_samples: Path) -> None:
     rate = _response(
         429,
         {"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit."}},
@@ -139,7 +139,8 @@ def test_coingecko_error_shapes_are_classified(shared_samples: Path) -> None:
     error = coingecko.classify(wrong_host)
     assert isinstance(error, UpstreamAuthError) and "10011" in str(error)
     outage = _response(
-        403, (shared_samples / "coingecko_error403_madjin-daily-crypto_2023-03-30.json").read_text()
+        403,
+        (recorded_samples / "coingecko_error403_madjin-daily-crypto_2023-03-30.json").read_text(),
     )
     assert isinstance(coingecko.classify(outage), UpstreamUnavailable)
     for html in ("<html><title>Access denied</title></html>", "error code: 1015"):
