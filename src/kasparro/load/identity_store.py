@@ -10,31 +10,53 @@ from sqlalchemy.engine import Connection
 
 from kasparro.db.schema import asset_sources, assets
 from kasparro.identity.model import CanonicalAsset, Lookup, SourceAsset
-from kasparro.load.sql import chunks
+from kasparro.load.sql import id_chunks, in_list
 
 
-def fetch_candidates(conn: Connection, lookup: Lookup) -> list[CanonicalAsset]:
-    """Canonical assets that share a symbol with, or hold a member named by, the lookup."""
+def fetch_candidates(conn: Connection, lookup: Lookup, source: str) -> list[CanonicalAsset]:
+    """Canonical assets that share a symbol with, or hold a member named by, the lookup, and
+    that have no member of `source` yet.
+
+    An asset that holds one never takes another of the same source, so it is not a candidate:
+    leaving it out keeps a large load of one source from reloading what it already linked.
+    """
     asset_ids: set[str] = set()
     symbols = sorted(lookup.symbols)
-    for part in chunks(symbols):
-        asset_ids.update(
-            conn.scalars(sa.select(assets.c.asset_id).where(assets.c.symbol.in_(part)))
-        )
-        asset_ids.update(
-            conn.scalars(
-                sa.select(asset_sources.c.asset_id).where(asset_sources.c.symbol.in_(part))
-            )
-        )
-    keys = sorted(lookup.member_keys)
-    for key_part in chunks(keys, 400):
+    member = asset_sources.alias("member")
+
+    def free_of_source(asset_id: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+        return ~sa.exists().where(member.c.asset_id == asset_id, member.c.source == source)
+
+    for part in id_chunks(conn, symbols):
         asset_ids.update(
             conn.scalars(
-                sa.select(asset_sources.c.asset_id).where(
-                    sa.tuple_(asset_sources.c.source, asset_sources.c.source_asset_id).in_(key_part)
+                sa.select(assets.c.asset_id).where(
+                    in_list(conn, assets.c.symbol, part), free_of_source(assets.c.asset_id)
                 )
             )
         )
+        asset_ids.update(
+            conn.scalars(
+                sa.select(asset_sources.c.asset_id).where(
+                    in_list(conn, asset_sources.c.symbol, part),
+                    free_of_source(asset_sources.c.asset_id),
+                )
+            )
+        )
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for key_source, source_asset_id in sorted(lookup.member_keys):
+        by_source[key_source].append(source_asset_id)
+    for member_source, ids in by_source.items():
+        for part in id_chunks(conn, ids):
+            asset_ids.update(
+                conn.scalars(
+                    sa.select(asset_sources.c.asset_id).where(
+                        asset_sources.c.source == member_source,
+                        in_list(conn, asset_sources.c.source_asset_id, part),
+                        free_of_source(asset_sources.c.asset_id),
+                    )
+                )
+            )
     return load_assets(conn, asset_ids)
 
 
@@ -42,10 +64,10 @@ def load_assets(conn: Connection, asset_ids: Iterable[str]) -> list[CanonicalAss
     ids = sorted(set(asset_ids))
     members: dict[str, list[SourceAsset]] = defaultdict(list)
     heads: dict[str, tuple[str, str]] = {}
-    for part in chunks(ids):
+    for part in id_chunks(conn, ids):
         for head in conn.execute(
             sa.select(assets.c.asset_id, assets.c.symbol, assets.c.name).where(
-                assets.c.asset_id.in_(part)
+                in_list(conn, assets.c.asset_id, part)
             )
         ):
             heads[head.asset_id] = (head.symbol, head.name)
@@ -58,7 +80,7 @@ def load_assets(conn: Connection, asset_ids: Iterable[str]) -> list[CanonicalAss
                 asset_sources.c.name,
                 asset_sources.c.price_usd,
                 asset_sources.c.market_cap_usd,
-            ).where(asset_sources.c.asset_id.in_(part))
+            ).where(in_list(conn, asset_sources.c.asset_id, part))
         ):
             members[row.asset_id].append(
                 SourceAsset(
@@ -82,19 +104,44 @@ def load_assets(conn: Connection, asset_ids: Iterable[str]) -> list[CanonicalAss
 
 
 def allocate_asset_ids(conn: Connection, bases: list[str]) -> list[str]:
-    """A free asset_id for each base slug: the base itself, else `base-2`, `base-3`, ..."""
+    """A free asset_id for each base slug: the base itself, else `base-2`, `base-3`, ...
+
+    Picks the smallest ids not known to be taken and asks the database which are. For a base
+    that clashed it also asks about the suffixes after its pick, four times more each round, so
+    a long run of taken suffixes costs a few indexed lookups, not one per suffix.
+    """
     taken: set[str] = set()
-    for part in chunks(sorted(set(bases)), 300):
-        clauses = [assets.c.asset_id == b for b in part] + [
-            assets.c.asset_id.like(f"{b}-%") for b in part
-        ]
-        taken.update(conn.scalars(sa.select(assets.c.asset_id).where(sa.or_(*clauses))))
+    width: dict[str, int] = {}  # base -> suffixes to probe past its pick
+    while True:
+        allocated = _smallest_free(bases, taken)
+        probes = set(allocated)
+        for base, chosen in zip(bases, allocated, strict=True):
+            if base in width:
+                n = 1 if chosen == base else int(chosen.rsplit("-", 1)[1])
+                probes.update(f"{base}-{k}" for k in range(n + 1, n + width[base]))
+        found: set[str] = set()
+        for part in id_chunks(conn, sorted(probes - taken)):
+            found.update(
+                conn.scalars(
+                    sa.select(assets.c.asset_id).where(in_list(conn, assets.c.asset_id, part))
+                )
+            )
+        taken |= found
+        clashed = {base for base, chosen in zip(bases, allocated, strict=True) if chosen in found}
+        if not clashed:
+            return allocated
+        for base in clashed:
+            width[base] = width.get(base, 1) * 4
+
+
+def _smallest_free(bases: list[str], taken: set[str]) -> list[str]:
+    used = set(taken)
     allocated: list[str] = []
     for base in bases:
         candidate, n = base, 1
-        while candidate in taken:
+        while candidate in used:
             n += 1
             candidate = f"{base}-{n}"
-        taken.add(candidate)
+        used.add(candidate)
         allocated.append(candidate)
     return allocated

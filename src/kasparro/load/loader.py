@@ -27,7 +27,7 @@ from kasparro.identity.crosswalk import Crosswalk
 from kasparro.identity.model import Decision, SourceAsset
 from kasparro.identity.resolver import asset_id_base, lookup_for, resolve
 from kasparro.load.identity_store import allocate_asset_ids, fetch_candidates
-from kasparro.load.sql import chunks, insert_for, insert_ignore
+from kasparro.load.sql import id_chunks, in_list, insert_for, insert_ignore, insert_rows
 from kasparro.models import RawRecord, Rejection, UnifiedRecord
 
 
@@ -59,17 +59,24 @@ def load_batch(
     """
     latest = _latest_observations(conn, source, [r.source_asset_id for r in records])
     # A record whose observed_at has not moved is not reprocessed.
-    fresh = [r for r in records if latest.get(r.source_asset_id) != r.observed_at]
+    fresh = [
+        r
+        for r in records
+        if r.source_asset_id not in latest or latest[r.source_asset_id][0] != r.observed_at
+    ]
     fresh = list({(r.source_asset_id, r.observed_at): r for r in fresh}.values())
 
-    new_assets, reviews = _link_new_source_assets(
+    asset_of = {said: asset_id for said, (_, asset_id) in latest.items()}
+    linked, new_assets, reviews = _link_new_source_assets(
         conn, source, fresh, latest, crosswalk=crosswalk, run_id=run_id, now=now
     )
+    asset_of.update(linked)
     _store_raw(conn, [raws[r.raw_id] for r in fresh] + [q.raw for q in rejections], run_id, now)
     quarantined = _quarantine(conn, source, rejections, run_id, now)
-    loaded = _store_history(conn, fresh, run_id, now)
+    loaded = _store_history(conn, fresh, asset_of, set(linked), run_id, now)
     midpoint()
-    _upsert_latest(conn, fresh, run_id, now)
+    # Source assets linked by this batch were inserted with their newest values already.
+    _upsert_latest(conn, [r for r in fresh if r.source_asset_id in latest], run_id, now)
     return BatchOutcome(
         processed=len(records) + len(rejections),
         loaded=loaded,
@@ -103,15 +110,21 @@ def read_checkpoint(conn: Connection, source: str) -> dict[str, Any] | None:
 
 def _latest_observations(
     conn: Connection, source: str, source_asset_ids: Sequence[str]
-) -> dict[str, datetime]:
-    latest: dict[str, datetime] = {}
-    for part in chunks(sorted(set(source_asset_ids))):
+) -> dict[str, tuple[datetime, str]]:
+    """Per known source asset: its latest observed_at and its canonical asset."""
+    latest: dict[str, tuple[datetime, str]] = {}
+    for part in id_chunks(conn, sorted(set(source_asset_ids))):
         rows = conn.execute(
-            sa.select(asset_sources.c.source_asset_id, asset_sources.c.observed_at).where(
-                asset_sources.c.source == source, asset_sources.c.source_asset_id.in_(part)
+            sa.select(
+                asset_sources.c.source_asset_id,
+                asset_sources.c.observed_at,
+                asset_sources.c.asset_id,
+            ).where(
+                asset_sources.c.source == source,
+                in_list(conn, asset_sources.c.source_asset_id, part),
             )
         )
-        latest.update({row.source_asset_id: row.observed_at for row in rows})
+        latest.update({said: (observed_at, asset_id) for said, observed_at, asset_id in rows})
     return latest
 
 
@@ -119,13 +132,16 @@ def _link_new_source_assets(
     conn: Connection,
     source: str,
     fresh: Sequence[UnifiedRecord],
-    latest: Mapping[str, datetime],
+    latest: Mapping[str, object],
     *,
     crosswalk: Crosswalk,
     run_id: str,
     now: datetime,
-) -> tuple[int, int]:
-    """Resolve never-seen source assets to canonical assets, creating those that are new."""
+) -> tuple[dict[str, str], int, int]:
+    """Resolve never-seen source assets to canonical assets, creating those that are new.
+
+    Returns the canonical asset of each source asset linked, and how many assets and identity
+    reviews were created."""
     newest: dict[str, UnifiedRecord] = {}
     for record in fresh:
         if record.source_asset_id in latest:
@@ -134,7 +150,7 @@ def _link_new_source_assets(
         if seen is None or record.observed_at > seen.observed_at:
             newest[record.source_asset_id] = record
     if not newest:
-        return 0, 0
+        return {}, 0, 0
     views = [
         SourceAsset(
             source=source,
@@ -146,32 +162,33 @@ def _link_new_source_assets(
         )
         for r in newest.values()
     ]
-    candidates = fetch_candidates(conn, lookup_for(views, crosswalk))
+    candidates = fetch_candidates(conn, lookup_for(views, crosswalk), source)
     decisions = resolve(views, candidates, crosswalk)
     creations = [d for d in decisions if d.asset_id is None]
     new_ids = allocate_asset_ids(
         conn, [asset_id_base(d.record.symbol, d.record.name) for d in creations]
     )
-    if creations:
-        conn.execute(
-            sa.insert(assets),
-            [
-                {
-                    "asset_id": asset_id,
-                    "symbol": d.record.symbol,
-                    "name": d.record.name,
-                    "created_at": now,
-                    "created_run_id": run_id,
-                }
-                for d, asset_id in zip(creations, new_ids, strict=True)
-            ],
-        )
+    insert_rows(
+        conn,
+        assets,
+        [
+            {
+                "asset_id": asset_id,
+                "symbol": d.record.symbol,
+                "name": d.record.name,
+                "created_at": now,
+                "created_run_id": run_id,
+            }
+            for d, asset_id in zip(creations, new_ids, strict=True)
+        ],
+    )
     assigned = dict(zip((id(d) for d in creations), new_ids, strict=True))
     links = [
         _link_row(d, d.asset_id or assigned[id(d)], newest[d.record.source_asset_id], run_id, now)
         for d in decisions
     ]
-    conn.execute(sa.insert(asset_sources), links)
+    insert_rows(conn, asset_sources, links)
+    linked = {link["source_asset_id"]: link["asset_id"] for link in links}
     reviews = [
         {
             "source": source,
@@ -186,7 +203,7 @@ def _link_new_source_assets(
         if d.method == "ambiguous"
     ]
     insert_ignore(conn, identity_reviews, reviews)
-    return len(creations), len(reviews)
+    return linked, len(creations), len(reviews)
 
 
 def _link_row(
@@ -227,7 +244,6 @@ def _upsert_latest(
             newest[record.source_asset_id] = record
     if not newest:
         return
-    stmt = insert_for(conn, asset_sources)
     values = (
         "symbol",
         "name",
@@ -239,49 +255,55 @@ def _upsert_latest(
         "run_id",
         "raw_id",
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[asset_sources.c.source, asset_sources.c.source_asset_id],
-        set_={name: stmt.excluded[name] for name in values},
-        where=stmt.excluded.observed_at > asset_sources.c.observed_at,
-    )
-    # New source assets were inserted with their links already; this only moves existing ones.
+
+    def newer_only(stmt: Any) -> Any:
+        return stmt.on_conflict_do_update(
+            index_elements=[asset_sources.c.source, asset_sources.c.source_asset_id],
+            set_={name: stmt.excluded[name] for name in values},
+            where=stmt.excluded.observed_at > asset_sources.c.observed_at,
+        )
+
+    # Every row conflicts (these source assets exist): the link columns are never written.
     rows = [
         {**_latest_values(r, run_id, now), "asset_id": "", "match_method": "", "match_score": 0.0}
         for r in newest.values()
     ]
-    conn.execute(stmt, rows)
+    insert_rows(conn, asset_sources, rows, on_conflict=newer_only)
 
 
 def _store_history(
-    conn: Connection, fresh: Sequence[UnifiedRecord], run_id: str, now: datetime
+    conn: Connection,
+    fresh: Sequence[UnifiedRecord],
+    asset_of: Mapping[str, str],
+    linked_now: set[str],
+    run_id: str,
+    now: datetime,
 ) -> int:
-    if not fresh:
-        return 0
-    source = fresh[0].source
-    asset_of: dict[str, str] = {}
-    for part in chunks(sorted({r.source_asset_id for r in fresh})):
-        rows = conn.execute(
-            sa.select(asset_sources.c.source_asset_id, asset_sources.c.asset_id).where(
-                asset_sources.c.source == source, asset_sources.c.source_asset_id.in_(part)
-            )
+    """One history row per fresh observation; returns how many were new.
+
+    A source asset linked in this very transaction has no history yet, so its rows go in without
+    a conflict check; the others' may repeat an observation already stored (a vendor's clock
+    going back), which is ignored.
+    """
+    rows: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for r in fresh:
+        rows[r.source_asset_id in linked_now].append(
+            {
+                "source": r.source,
+                "source_asset_id": r.source_asset_id,
+                "observed_at": r.observed_at,
+                "asset_id": asset_of[r.source_asset_id],
+                "price_usd": r.price_usd,
+                "market_cap_usd": r.market_cap_usd,
+                "volume_24h_usd": r.volume_24h_usd,
+                "ingested_at": now,
+                "run_id": run_id,
+                "raw_id": r.raw_id,
+            }
         )
-        asset_of.update({row.source_asset_id: row.asset_id for row in rows})
-    history = [
-        {
-            "source": r.source,
-            "source_asset_id": r.source_asset_id,
-            "observed_at": r.observed_at,
-            "asset_id": asset_of[r.source_asset_id],
-            "price_usd": r.price_usd,
-            "market_cap_usd": r.market_cap_usd,
-            "volume_24h_usd": r.volume_24h_usd,
-            "ingested_at": now,
-            "run_id": run_id,
-            "raw_id": r.raw_id,
-        }
-        for r in fresh
-    ]
-    return insert_ignore(conn, price_history, history)
+    return insert_rows(conn, price_history, rows[True]) + insert_ignore(
+        conn, price_history, rows[False]
+    )
 
 
 def _store_raw(conn: Connection, raws: Sequence[RawRecord], run_id: str, now: datetime) -> None:

@@ -21,6 +21,9 @@ from kasparro.quality.expected import Anchor, FieldSpec, Kind, expected_schema
 
 # Below this share of items a field is "sometimes absent", which real data does; not drift.
 PRESENCE = 0.5
+# Drift is a share of a batch, so an evenly spaced sample of this many items measures it well and
+# keeps detection a small constant per batch; counts in events are scaled back to the batch.
+SAMPLE = 500
 ANCHOR_TOLERANCE = 0.02  # 2 %: rounding and the seconds between the vendor's computations
 
 
@@ -100,10 +103,17 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
 def detect(
     source: str, items: Sequence[Mapping[str, Any]], rename_confidence: float = 0.8
 ) -> DriftReport:
+    """Compare a batch's items with the source's expected schema (on a sample of SAMPLE items)."""
     schema = expected_schema(source)
     if schema is None or not items:
         return DriftReport()
-    flats = [flatten(item) for item in items]
+    step = max(1, -(-len(items) // SAMPLE))  # ceil: at most SAMPLE items, spread evenly
+    flats = [flatten(item) for item in items[::step]]
+    scale = len(items) / len(flats)
+
+    def in_batch(sampled: int) -> int:
+        return round(sampled * scale)
+
     presence = Counter(path for flat in flats for path in flat)
     share = {path: n / len(flats) for path, n in presence.items()}
 
@@ -123,7 +133,7 @@ def detect(
             default=(0.0, ""),
         )
         confidence, candidate = best
-        affected = len(flats) - presence.get(path, 0)
+        affected = in_batch(len(flats) - presence.get(path, 0))
         if candidate and confidence >= rename_confidence:
             renames[candidate] = path
             new.remove(candidate)
@@ -143,7 +153,7 @@ def detect(
             DriftEvent(
                 "missing",
                 path,
-                f"{path} absent from {affected} of {len(flats)} items{guess}",
+                f"{path} absent from {affected} of {len(items)} items{guess}",
                 round(confidence, 3) if candidate else 1.0,
                 "quarantined" if spec.required else "noted",
                 affected,
@@ -151,13 +161,15 @@ def detect(
         )
 
     for path in new:
-        events.append(DriftEvent("new", path, f"new field {path}", 1.0, "noted", presence[path]))
+        events.append(
+            DriftEvent("new", path, f"new field {path}", 1.0, "noted", in_batch(presence[path]))
+        )
 
     for path, spec in schema.items():
         kinds = Counter(kind_of(flat[path]) for flat in flats if path in flat)
         unexpected = {k: n for k, n in kinds.items() if k not in spec.kinds and not _fits(k, spec)}
         if unexpected and sum(unexpected.values()) / max(1, sum(kinds.values())) >= PRESENCE:
-            found = ", ".join(f"{k} x{n}" for k, n in sorted(unexpected.items()))
+            found = ", ".join(f"{k} x{in_batch(n)}" for k, n in sorted(unexpected.items()))
             events.append(
                 DriftEvent(
                     "type_change",
@@ -165,7 +177,7 @@ def detect(
                     f"{path} expected {'/'.join(sorted(spec.kinds))}, got {found}",
                     1.0,
                     "quarantined" if spec.role else "noted",
-                    sum(unexpected.values()),
+                    in_batch(sum(unexpected.values())),
                 )
             )
     return DriftReport(tuple(events), renames)
