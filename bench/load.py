@@ -1,0 +1,150 @@
+"""Load benchmark: CoinPaprika-shaped records end to end into PostgreSQL, against a raw COPY.
+
+Ours: fetch /tickers from the fake over HTTP (streamed), parse, validate, check drift, resolve
+identity, load raw payloads, canonical assets, latest rows, history and the checkpoint.
+Baseline, in the same run and database: COPY of exactly the rows our load wrote (read back
+from its tables) into empty tables of the same shape, indexes and constraints included.
+
+Memory: each size runs in a fresh child process that reports its own peak RSS (the fakes run
+in a process of their own), so the bound "100k may use at most 100 MB more than 10k" compares
+like with like.
+
+    python -m bench.load [--records 100000] [--small 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from bench.common import fake_upstreams, scratch_postgres
+from kasparro.config import Settings
+from kasparro.db.engine import create_db_engine
+from kasparro.etl.runner import run_source
+
+WRITTEN = ("raw_payloads", "assets", "asset_sources", "price_history", "etl_checkpoints")
+
+
+def ours(records: int, database_url: str, batch_size: int) -> dict[str, Any]:
+    # The universe has ~3% CoinGecko-only coins; size it so /tickers holds `records` items.
+    with fake_upstreams(coins=int(records / 0.97) + 1) as (_, coinpaprika_url):
+        # Ask once untimed: the fake builds and caches its /tickers body on first request.
+        httpx.get(f"{coinpaprika_url}/tickers", timeout=600).raise_for_status()
+        settings = Settings(
+            _env_file=None,
+            database_url=database_url,
+            coingecko_enabled=False,
+            csv_enabled=False,
+            csv_weird_enabled=False,
+            coinpaprika_base_url=coinpaprika_url,
+            coinpaprika_rate_limit_per_second=1000,
+            etl_batch_size=batch_size,
+            http_timeout_seconds=120,
+        )
+        engine = create_db_engine(database_url)
+        started = time.perf_counter()
+        result = run_source(engine, settings, "coinpaprika", trigger="bench")
+        seconds = time.perf_counter() - started
+        engine.dispose()
+    if result.status != "success":
+        raise SystemExit(f"load failed: {result.error}")
+    return {
+        "processed": result.records_processed,
+        "loaded": result.records_loaded,
+        "seconds": seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def raw_copy(database_url: str) -> dict[str, Any]:
+    """COPY the rows our load wrote into same-shaped empty tables; time the COPYs only."""
+    engine = create_db_engine(database_url)
+    rows_copied: dict[str, int] = {}
+    seconds = 0.0
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        for table in WRITTEN:
+            conn.execute(sa.text(f"CREATE TABLE copy_{table} (LIKE {table} INCLUDING ALL)"))
+            conn.commit()
+            with raw.cursor() as cursor:
+                buffer = bytearray()
+                with cursor.copy(f"COPY {table} TO STDOUT") as out:
+                    for chunk in out:
+                        buffer += chunk
+                started = time.perf_counter()
+                with cursor.copy(f"COPY copy_{table} FROM STDIN") as into:
+                    into.write(bytes(buffer))
+                raw.commit()
+                seconds += time.perf_counter() - started
+            count = sa.select(sa.func.count()).select_from(sa.table(f"copy_{table}"))
+            rows_copied[table] = int(conn.scalar(count) or 0)
+    history_only = rows_copied["price_history"]
+    return {"seconds": seconds, "rows": rows_copied, "history_rows": history_only}
+
+
+def child(records: int, batch_size: int) -> None:
+    with scratch_postgres("kasparro_bench_load") as url:
+        mine = ours(records, url, batch_size)
+        baseline = raw_copy(url)
+    print(json.dumps({"ours": mine, "copy": baseline}))
+
+
+def run_child(records: int, batch_size: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--child", str(records), "--batch", str(batch_size)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.batch)
+        return {}
+
+    big = run_child(args.records, args.batch)
+    small = run_child(args.small, args.batch)
+    ours_rate = big["ours"]["processed"] / big["ours"]["seconds"]
+    copy_rate = big["ours"]["processed"] / big["copy"]["seconds"]
+    ratio = ours_rate / copy_rate
+    growth = big["ours"]["peak_rss_mb"] - small["ours"]["peak_rss_mb"]
+    print(f"load: {big['ours']['processed']:,} CoinPaprika records, batches of {args.batch}")
+    print(f"  ours, end to end (HTTP, parse, validate, resolve, load): {ours_rate:,.0f} records/s")
+    written = ", ".join(f"{t} {n:,}" for t, n in big["copy"]["rows"].items())
+    print(f"  raw COPY of the same rows ({written}): {copy_rate:,.0f} records/s")
+    print(f"  ratio ours / COPY: {ratio:.2f} (target >= 0.50)")
+    print(
+        f"  peak RSS: {small['ours']['peak_rss_mb']:.0f} MB at {args.small:,} records, "
+        f"{big['ours']['peak_rss_mb']:.0f} MB at {args.records:,}: +{growth:.0f} MB "
+        "(bound: +100 MB)"
+    )
+    return {
+        "records": big["ours"]["processed"],
+        "ours_records_per_s": ours_rate,
+        "copy_records_per_s": copy_rate,
+        "ratio": ratio,
+        "rss_small_mb": small["ours"]["peak_rss_mb"],
+        "rss_big_mb": big["ours"]["peak_rss_mb"],
+        "rss_growth_mb": growth,
+    }
+
+
+if __name__ == "__main__":
+    main()
