@@ -44,7 +44,10 @@ COINPAPRIKA_PAID_ROOT = "https://api-pro.coinpaprika.com/v1"
 class Settings(BaseSettings):
     """Kasparro's configuration; every field is documented in `.env.example`."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # A variable set but empty (`COINGECKO_API_KEY=` in a .env) means unset, not "".
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # Runtime
     kasparro_env: Literal["development", "production"] = "development"
