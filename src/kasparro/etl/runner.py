@@ -373,7 +373,7 @@ def _detect_anomalies(
                     duration_factor=settings.anomaly_duration_factor,
                 )
             found += price_outliers(
-                touched_prices(conn, run_id), source, settings.anomaly_price_deviation
+                touched_prices(conn, run_id, source), source, settings.anomaly_price_deviation
             )
             if found:
                 conn.execute(sa.insert(anomalies), [a.row(run_id, now) for a in found])

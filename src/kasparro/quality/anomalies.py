@@ -18,8 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from kasparro.db.schema import asset_sources, etl_runs, price_history
-from kasparro.load.sql import chunks
+from kasparro.db.schema import asset_sources, etl_runs
 
 BASELINE_RUNS = 5
 MIN_DURATION_MS = 1000  # below a second, a 3x "spike" is noise
@@ -163,25 +162,24 @@ def run_history(conn: Connection, source: str, run_id: str) -> list[RunFigures]:
     ]
 
 
-def touched_prices(conn: Connection, run_id: str) -> dict[str, dict[str, float]]:
-    """Latest price per source of every canonical asset this run wrote history for."""
-    asset_ids = sorted(
-        set(
-            conn.scalars(
-                sa.select(price_history.c.asset_id)
-                .where(price_history.c.run_id == run_id)
-                .distinct()
-            )
+def touched_prices(conn: Connection, run_id: str, source: str) -> dict[str, dict[str, float]]:
+    """Latest price per source of every canonical asset whose `source` member this run moved,
+    for the assets that have another source to compare with (only those can disagree)."""
+    mine, other, any_other = (asset_sources.alias(n) for n in ("mine", "other", "any_other"))
+    rows = conn.execute(
+        sa.select(other.c.asset_id, other.c.source, other.c.price_usd)
+        .join(mine, mine.c.asset_id == other.c.asset_id)
+        .where(
+            mine.c.source == source,
+            mine.c.run_id == run_id,
+            sa.exists().where(
+                any_other.c.asset_id == mine.c.asset_id, any_other.c.source != mine.c.source
+            ),
         )
     )
     prices: dict[str, dict[str, float]] = defaultdict(dict)
-    for part in chunks(asset_ids):
-        for row in conn.execute(
-            sa.select(
-                asset_sources.c.asset_id, asset_sources.c.source, asset_sources.c.price_usd
-            ).where(asset_sources.c.asset_id.in_(part))
-        ):
-            prices[row.asset_id][row.source] = row.price_usd
+    for asset_id, member_source, price in rows:
+        prices[asset_id][member_source] = price
     return prices
 
 
