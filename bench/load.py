@@ -36,8 +36,12 @@ WRITTEN = ("raw_payloads", "assets", "asset_sources", "price_history", "etl_chec
 def ours(records: int, database_url: str, batch_size: int) -> dict[str, Any]:
     # The universe has ~3% CoinGecko-only coins; size it so /tickers holds `records` items.
     with fake_upstreams(coins=int(records / 0.97) + 1) as (_, coinpaprika_url):
-        # Ask once untimed: the fake builds and caches its /tickers body on first request.
-        httpx.get(f"{coinpaprika_url}/tickers", timeout=600).raise_for_status()
+        # Ask once untimed (the fake builds and caches its /tickers body on first request),
+        # streamed and discarded so the warm-up adds nothing to this process's peak RSS.
+        with httpx.stream("GET", f"{coinpaprika_url}/tickers", timeout=600) as response:
+            response.raise_for_status()
+            for _ in response.iter_bytes(1 << 16):
+                pass
         settings = Settings(
             _env_file=None,
             database_url=database_url,
