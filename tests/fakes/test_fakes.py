@@ -179,14 +179,14 @@ def test_coingecko_vs_currency_errors(http: httpx.Client, fake: FakeUpstreams) -
 
 def test_coingecko_pro_plan_keys(http: httpx.Client, fake: FakeUpstreams) -> None:
     fake.state.coingecko_plan = "pro"
-    fake.state.coingecko_key = "CG-pro"
+    fake.state.coingecko_key = "test-key-pro"
     missing = markets(http, fake)
     assert missing.status_code == 401
     status = missing.json()["status"]
     assert status["error_code"] == 10002
     assert status["error_message"].startswith("API Key Missing.")
     assert "timestamp" in status
-    demo = markets(http, fake, x_cg_demo_api_key="CG-pro")
+    demo = markets(http, fake, x_cg_demo_api_key="test-key-pro")
     assert demo.status_code == 400
     body = demo.json()
     assert body["error_code"] == 10011
@@ -194,30 +194,36 @@ def test_coingecko_pro_plan_keys(http: httpx.Client, fake: FakeUpstreams) -> Non
         "If you are using Demo API key, please change your root URL from pro-api.coingecko.com"
     )
     wrong = http.get(
-        f"{fake.coingecko_url}/coins/markets", params=USD, headers={"x-cg-pro-api-key": "CG-x"}
+        f"{fake.coingecko_url}/coins/markets",
+        params=USD,
+        headers={"x-cg-pro-api-key": "test-key-x"},
     )
     assert wrong.json()["error_code"] == 10011
     good = http.get(
-        f"{fake.coingecko_url}/coins/markets", params=USD, headers={"x-cg-pro-api-key": "CG-pro"}
+        f"{fake.coingecko_url}/coins/markets",
+        params=USD,
+        headers={"x-cg-pro-api-key": "test-key-pro"},
     )
     assert good.status_code == 200
-    assert markets(http, fake, x_cg_pro_api_key="CG-pro").status_code == 200
+    assert markets(http, fake, x_cg_pro_api_key="test-key-pro").status_code == 200
 
 
 def test_coingecko_demo_and_public_plan_keys(http: httpx.Client, fake: FakeUpstreams) -> None:
     url = f"{fake.coingecko_url}/coins/markets"
-    pro_key = http.get(url, params=USD, headers={"x-cg-pro-api-key": "CG-k"})
+    pro_key = http.get(url, params=USD, headers={"x-cg-pro-api-key": "test-key-k"})
     assert pro_key.status_code == 400
     assert pro_key.json()["error_code"] == 10010  # public host, pro key
     assert markets(http, fake).status_code == 200  # keyless public
     fake.state.coingecko_plan = "demo"
-    fake.state.coingecko_key = "CG-demo"
+    fake.state.coingecko_key = "test-key-demo"
     missing = markets(http, fake)
     assert missing.status_code == 401
     assert missing.json()["status"]["error_code"] == 10002
-    assert http.get(url, params=USD, headers={"x-cg-demo-api-key": "CG-demo"}).status_code == 200
-    assert markets(http, fake, x_cg_demo_api_key="CG-demo").status_code == 200
-    wrong = http.get(url, params=USD, headers={"x-cg-demo-api-key": "CG-nope"})
+    assert (
+        http.get(url, params=USD, headers={"x-cg-demo-api-key": "test-key-demo"}).status_code == 200
+    )
+    assert markets(http, fake, x_cg_demo_api_key="test-key-demo").status_code == 200
+    wrong = http.get(url, params=USD, headers={"x-cg-demo-api-key": "test-key-nope"})
     assert (wrong.status_code, wrong.json()["error_code"]) == (400, 10010)
 
 
@@ -406,7 +412,7 @@ def settings_for(fake: FakeUpstreams, **overrides: Any) -> Settings:
         "coingecko_per_page": 50,
         "coingecko_max_pages": None,
         "coingecko_api_plan": "pro",
-        "coingecko_api_key": "CG-test-pro",
+        "coingecko_api_key": "test-key-pro",
         "coingecko_rate_limit_per_minute": 100_000,
         "coinpaprika_base_url": fake.coinpaprika_url,
         "coinpaprika_rate_limit_per_second": 1000,
@@ -431,7 +437,7 @@ def _normalize_all(
 
 def test_coingecko_client_against_fake(fake: FakeUpstreams) -> None:
     fake.state.coingecko_plan = "pro"
-    fake.state.coingecko_key = "CG-test-pro"
+    fake.state.coingecko_key = "test-key-pro"
     fake.state.faults.append(Fault("rate_limit", page=2, retry_after=0))
     fake.state.faults.append(Fault("truncated", page=3))
     expected = fake.universe.coingecko_items()
@@ -454,7 +460,7 @@ def test_coingecko_client_wrong_plan_is_an_auth_error(fake: FakeUpstreams) -> No
     from kasparro.sources.base import UpstreamAuthError
 
     fake.state.coingecko_plan = "pro"
-    fake.state.coingecko_key = "CG-other"
+    fake.state.coingecko_key = "test-key-other"
     source = CoinGeckoSource(settings_for(fake))
     try:
         with pytest.raises(UpstreamAuthError, match="10011"):
@@ -482,12 +488,12 @@ def test_coinpaprika_client_against_fake(fake: FakeUpstreams) -> None:
 
 
 def test_fake_state_can_be_shared() -> None:
-    state = FakeState(universe=Universe(20), coingecko_plan="demo", coingecko_key="CG-d")
+    state = FakeState(universe=Universe(20), coingecko_plan="demo", coingecko_key="test-key-d")
     with FakeUpstreams(state=state) as fake, httpx.Client() as http:
         assert fake.state is state
         response = http.get(
             f"{fake.coingecko_url}/coins/markets",
             params=USD,
-            headers={"x-cg-demo-api-key": "CG-d"},
+            headers={"x-cg-demo-api-key": "test-key-d"},
         )
         assert len(response.json()) == len(state.universe.coingecko_items())
