@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.engine import Engine
@@ -36,6 +36,17 @@ async def get_settings(request: Request) -> Settings:
 
 def request_id(request: Request) -> str:
     return request_id_of(request.scope)
+
+
+def page_meta(request: Request, count: int, total: int, limit: int, offset: int) -> dict[str, Any]:
+    """The `meta` of an offset-paged list response."""
+    return {
+        "request_id": request_id(request),
+        "limit": limit,
+        "offset": offset,
+        "count": count,
+        "total": total,
+    }
 
 
 def elapsed_ms(request: Request) -> float:

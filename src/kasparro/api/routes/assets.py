@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from kasparro.api import queries
 from kasparro.api.errors import ProblemError, problem_responses
-from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, request_id
+from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, page_meta, request_id
 from kasparro.api.schemas import Asset, AssetHistory, AssetPage, SourceName
 
 router = APIRouter(tags=["assets"])
@@ -83,13 +83,7 @@ def list_assets(
     return AssetPage.model_validate(
         {
             "data": data,
-            "meta": {
-                "request_id": request_id(request),
-                "limit": limit,
-                "offset": offset,
-                "count": len(data),
-                "total": total,
-            },
+            "meta": page_meta(request, len(data), total, limit, offset),
         }
     )
 

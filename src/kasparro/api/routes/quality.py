@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
 from kasparro.api import queries
 from kasparro.api.errors import problem_responses
-from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, request_id
+from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, page_meta
 from kasparro.api.schemas import AnomalyPage, DriftPage, SourceName
 from kasparro.db.schema import anomalies, drift_events
 
@@ -21,16 +21,6 @@ RunFilter = Annotated[
 AnomalyKind = Literal[
     "record_count_drop", "duration_spike", "error_spike", "price_outlier", "price_disagreement"
 ]
-
-
-def _meta(request: Request, rows: list[dict[str, Any]], total: int, limit: int, offset: int) -> Any:
-    return {
-        "request_id": request_id(request),
-        "limit": limit,
-        "offset": offset,
-        "count": len(rows),
-        "total": total,
-    }
 
 
 @router.get(
@@ -68,7 +58,7 @@ def list_drift(
             offset=offset,
         )
     return DriftPage.model_validate(
-        {"data": rows, "meta": _meta(request, rows, total, limit, offset)}
+        {"data": rows, "meta": page_meta(request, len(rows), total, limit, offset)}
     )
 
 
@@ -103,5 +93,5 @@ def list_anomalies(
             offset=offset,
         )
     return AnomalyPage.model_validate(
-        {"data": rows, "meta": _meta(request, rows, total, limit, offset)}
+        {"data": rows, "meta": page_meta(request, len(rows), total, limit, offset)}
     )

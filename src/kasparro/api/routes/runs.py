@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from kasparro.api import queries
 from kasparro.api.errors import ProblemError, problem_responses
-from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, request_id
+from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, page_meta
 from kasparro.api.schemas import (
     Anomaly,
     AssetChanges,
@@ -60,13 +60,7 @@ def list_runs(
     return RunPage.model_validate(
         {
             "data": rows,
-            "meta": {
-                "request_id": request_id(request),
-                "limit": limit,
-                "offset": offset,
-                "count": len(rows),
-                "total": total,
-            },
+            "meta": page_meta(request, len(rows), total, limit, offset),
         }
     )
 
