@@ -25,8 +25,8 @@ CG_KEY = "cg-test-key-0000"
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeUpstreams]:
-    # 702 coins, of which CoinGecko lists 674 (the vendors' listings differ): 68 pages of 10.
-    with FakeUpstreams(coins=702, coingecko_plan="pro", coingecko_key=CG_KEY) as upstreams:
+    # 695 coins, of which CoinGecko lists 674 (the vendors' listings differ): 68 pages of 10.
+    with FakeUpstreams(coins=695, coingecko_plan="pro", coingecko_key=CG_KEY) as upstreams:
         assert -(-len(upstreams.universe.coingecko_items()) // PER_PAGE) == PAGES
         yield upstreams
 

@@ -84,6 +84,11 @@ _SUFFIXES = (
     "", "", "", "", " Finance", " Protocol", " Network", " Token", " AI", " Inu", " Swap", " DAO",
     " Chain", " Coin",
 )  # fmt: skip
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+# Share of generated coins that copy an earlier coin's ticker (real long tails are full of
+# copycats: "PEPE" many times over). It does not grow with the universe, as in real listings,
+# where most tickers are unique and one in ten or so is shared.
+_COPYCAT_SHARE = 0.06
 _CHAINS = (
     "Arbitrum", "Polygon", "Base", "Avalanche", "Optimism", "Linea", "Scroll", "Ronin", "Mantle",
     "zkSync", "Blast", "Sei", "Celo", "Fantom", "Gnosis", "Moonbeam", "Kava", "Metis",
@@ -265,6 +270,8 @@ class _Generator:
         self.cg_ids: set[str] = set()
         self.pp_ids: set[str] = set()
         self._next_suffix: dict[str, int] = {}
+        self.tickers: list[tuple[str, str]] = []  # (ticker, name word) of generated coins
+        self.bridges_made = 0
         self.bridged = (
             ("usdc", "USDC", "USD Coin", 1.0),
             ("usdt", "USDT", "Tether", 1.0),
@@ -287,20 +294,32 @@ class _Generator:
         rng = self.rng
         rand = rng.random
         cap = _generated_cap(rank) * (0.8 + 0.4 * rand())
-        if rank % 37 == 0:  # a bridged copy of a major coin: a ticker shared by distinct coins
-            symbol, upper, base_name, base_price = self.bridged[int(rand() * len(self.bridged))]
-            chain = _CHAINS[int(rand() * len(_CHAINS))]
+        bridges = len(self.bridged) * len(_CHAINS)
+        if rank % 37 == 0 and self.bridges_made < bridges:
+            # A bridged copy of a major coin (a ticker shared by distinct coins), once per chain.
+            made = self.bridges_made
+            self.bridges_made += 1
+            symbol, upper, base_name, base_price = self.bridged[made % len(self.bridged)]
+            chain = _CHAINS[made // len(self.bridged)]
             name = f"{chain} Bridged {base_name} ({chain})"
             slug = f"{chain.lower()}-bridged-{symbol}"
             price = base_price * (0.997 + 0.006 * rand())
             pp_name, presence = name, 1.0
         else:
-            n_syllables = 2 + int(rand() * 2)
+            n_syllables = 3 + int(rand() * 2)
             word = "".join(_SYLLABLES[int(rand() * len(_SYLLABLES))] for _ in range(n_syllables))
             suffix = _SUFFIXES[int(rand() * len(_SUFFIXES))]
+            if self.tickers and rand() < _COPYCAT_SHARE:
+                # A copycat takes an earlier coin's ticker, half the time its name too (the
+                # second "Pepe" becomes `pepe-2` at CoinGecko).
+                upper, copied = self.tickers[int(rand() * len(self.tickers))]
+                word = copied if rand() < 0.5 else word
+            else:
+                extra = "".join(_LETTERS[int(rand() * 26)] for _ in range(2 + int(rand() * 3)))
+                upper = (word[0] + extra).upper()
+                self.tickers.append((upper, word))
             name = word.capitalize() + suffix
             slug = name.lower().replace(" ", "-")
-            upper = word[: 3 + int(rand() * 3)].upper()
             symbol = upper.lower()
             price = cap / 10 ** (5 + 7 * rand())
             variant = rand()
