@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from kasparro.db.engine import write_transaction
 from kasparro.db.schema import assets, raw_payloads
 from kasparro.load.identity_store import allocate_asset_ids
-from kasparro.load.sql import COPY_THRESHOLD, in_list, insert_ignore, insert_rows
+from kasparro.load.sql import COPY_THRESHOLD, in_list, insert_ignore, insert_new, insert_rows
 
 NOW = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
 AWKWARD = {
@@ -49,6 +49,20 @@ def test_insert_ignore_counts_only_new_rows_and_keeps_payloads_exactly(
     assert len(stored) == rows + rows // 2
     assert stored[0].payload == {**AWKWARD, "id": "coin-0"}
     assert stored[0].fetched_at == NOW
+
+
+@pytest.mark.parametrize("rows", [3, COPY_THRESHOLD * 3], ids=["statements", "bulk"])
+def test_insert_new_writes_only_unknown_keys_once(engine: Engine, rows: int) -> None:
+    with write_transaction(engine) as conn:
+        assert insert_new(conn, raw_payloads, [_raw(n) for n in range(rows)], key="raw_id") == rows
+    # Half known, half new, and one new row given twice.
+    second = [_raw(n) for n in range(rows // 2, rows + rows // 2)] + [_raw(rows)]
+    with write_transaction(engine) as conn:
+        assert insert_new(conn, raw_payloads, second, key="raw_id") == rows // 2
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(raw_payloads).order_by(raw_payloads.c.raw_id)).all()
+    assert [r.raw_id for r in stored] == [f"{n:064d}" for n in range(rows + rows // 2)]
+    assert stored[-1].payload == {**AWKWARD, "id": f"coin-{rows + rows // 2 - 1}"}
 
 
 def test_a_rolled_back_bulk_insert_leaves_nothing_and_the_next_one_works(engine: Engine) -> None:
@@ -99,3 +113,15 @@ def test_asset_ids_take_the_smallest_free_suffix(engine: Engine) -> None:
         insert_rows(conn, assets, [_asset(i) for i in ("foo", "foo-2", "foo-4", "bar-2", "b_z")])
         allocated = allocate_asset_ids(conn, ["foo", "foo", "bar", "baz", "foo", "b%z", "bz"])
     assert allocated == ["foo-3", "foo-5", "bar", "baz", "foo-6", "b%z", "bz"]
+
+
+def test_a_long_run_of_taken_suffixes_is_skipped_in_a_few_queries(engine: Engine) -> None:
+    taken = ["moon", *(f"moon-{n}" for n in range(2, 40)), "sun-3"]
+    statements: list[str] = []
+    with write_transaction(engine) as conn:
+        insert_rows(conn, assets, [_asset(i) for i in taken])
+        sa.event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        allocated = allocate_asset_ids(conn, ["moon", "sun", "sun", "sun", "moon"])
+    assert allocated == ["moon-40", "sun", "sun-2", "sun-4", "moon-41"]
+    # One query per round: the first window covers the sun, the moon needs wider ones.
+    assert 2 <= len(statements) <= 4

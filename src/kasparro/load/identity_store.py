@@ -12,6 +12,10 @@ from kasparro.db.schema import asset_sources, assets
 from kasparro.identity.model import CanonicalAsset, Lookup, SourceAsset
 from kasparro.load.sql import id_chunks, in_list
 
+# Ids asked about per new asset in the first round: the base and its first suffixes, enough for
+# nearly every base, so allocation is one query per batch.
+PROBE_WINDOW = 4
+
 
 def fetch_candidates(conn: Connection, lookup: Lookup, source: str) -> list[CanonicalAsset]:
     """Canonical assets that share a symbol with, or hold a member named by, the lookup, and
@@ -106,32 +110,34 @@ def load_assets(conn: Connection, asset_ids: Iterable[str]) -> list[CanonicalAss
 def allocate_asset_ids(conn: Connection, bases: list[str]) -> list[str]:
     """A free asset_id for each base slug: the base itself, else `base-2`, `base-3`, ...
 
-    Picks the smallest ids not known to be taken and asks the database which are. For a base
-    that clashed it also asks about the suffixes after its pick, four times more each round, so
-    a long run of taken suffixes costs a few indexed lookups, not one per suffix.
+    Picks the smallest ids not known to be taken and asks the database about each pick and the
+    suffixes after it, in one query; a pick that was asked about and not found is free. A base
+    whose window was all taken gets a window four times wider in the next round, so a long run
+    of taken suffixes costs a few indexed lookups, not one per suffix.
     """
     taken: set[str] = set()
-    width: dict[str, int] = {}  # base -> suffixes to probe past its pick
+    asked: set[str] = set()
+    window: dict[str, int] = dict.fromkeys(bases, PROBE_WINDOW)
     while True:
         allocated = _smallest_free(bases, taken)
-        probes = set(allocated)
+        probes: set[str] = set()
         for base, chosen in zip(bases, allocated, strict=True):
-            if base in width:
-                n = 1 if chosen == base else int(chosen.rsplit("-", 1)[1])
-                probes.update(f"{base}-{k}" for k in range(n + 1, n + width[base]))
-        found: set[str] = set()
-        for part in id_chunks(conn, sorted(probes - taken)):
-            found.update(
+            if chosen in asked:
+                continue
+            n = 1 if chosen == base else int(chosen.rsplit("-", 1)[1])
+            probes.add(chosen)
+            probes.update(f"{base}-{k}" for k in range(n + 1, n + window[base]))
+            window[base] *= 4
+        if not probes:
+            return allocated
+        probes -= asked
+        asked |= probes
+        for part in id_chunks(conn, sorted(probes)):
+            taken.update(
                 conn.scalars(
                     sa.select(assets.c.asset_id).where(in_list(conn, assets.c.asset_id, part))
                 )
             )
-        taken |= found
-        clashed = {base for base, chosen in zip(bases, allocated, strict=True) if chosen in found}
-        if not clashed:
-            return allocated
-        for base in clashed:
-            width[base] = width.get(base, 1) * 4
 
 
 def _smallest_free(bases: list[str], taken: set[str]) -> list[str]:

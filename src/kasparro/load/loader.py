@@ -27,7 +27,14 @@ from kasparro.identity.crosswalk import Crosswalk
 from kasparro.identity.model import Decision, SourceAsset
 from kasparro.identity.resolver import asset_id_base, lookup_for, resolve
 from kasparro.load.identity_store import allocate_asset_ids, fetch_candidates
-from kasparro.load.sql import id_chunks, in_list, insert_for, insert_ignore, insert_rows
+from kasparro.load.sql import (
+    id_chunks,
+    in_list,
+    insert_for,
+    insert_ignore,
+    insert_new,
+    insert_rows,
+)
 from kasparro.models import RawRecord, Rejection, UnifiedRecord
 
 
@@ -38,6 +45,7 @@ class BatchOutcome:
     unchanged: int  # observations already stored
     quarantined: int
     new_assets: int
+    linked: int  # source assets seen for the first time
     reviews: int
 
 
@@ -83,6 +91,7 @@ def load_batch(
         unchanged=len(records) - len(fresh),
         quarantined=quarantined,
         new_assets=new_assets,
+        linked=len(linked),
         reviews=reviews,
     )
 
@@ -308,7 +317,7 @@ def _store_history(
 
 def _store_raw(conn: Connection, raws: Sequence[RawRecord], run_id: str, now: datetime) -> None:
     unique = {r.raw_id: r for r in raws}
-    insert_ignore(
+    insert_new(
         conn,
         raw_payloads,
         [
@@ -321,6 +330,7 @@ def _store_raw(conn: Connection, raws: Sequence[RawRecord], run_id: str, now: da
             }
             for r in unique.values()
         ],
+        key="raw_id",
     )
 
 
