@@ -21,9 +21,11 @@ from sqlalchemy.engine import Connection, Engine
 from kasparro import metrics
 from kasparro.config import Settings
 from kasparro.db.engine import write_transaction
+from kasparro.db.planner_stats import PlannerStatistics
 from kasparro.db.schema import anomalies, drift_events, etl_runs
 from kasparro.etl.faults import FaultPlan, InjectedFault
 from kasparro.etl.lease import Heartbeat, Lease, fail_orphaned_runs, release, renew, try_acquire
+from kasparro.etl.prefetch import Prefetcher
 from kasparro.identity.crosswalk import Crosswalk, load_crosswalk
 from kasparro.load.loader import load_batch, read_checkpoint, save_checkpoint
 from kasparro.load.sql import insert_ignore
@@ -164,7 +166,8 @@ def _begin(engine: Engine, settings: Settings, names: list[str], trigger: str) -
 def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> RunResult:
     started = time.monotonic()
     status, error, failure_point = "success", None, None
-    totals = {"processed": 0, "loaded": 0, "unchanged": 0, "quarantined": 0}
+    totals = {"processed": 0, "loaded": 0, "unchanged": 0, "quarantined": 0, "linked": 0}
+    planner_stats = PlannerStatistics(engine)
     with structlog.contextvars.bound_contextvars(run_id=lease.run_id, source=name):
         log.info("etl_run_started")
         label = "start"
@@ -176,16 +179,19 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
             with engine.connect() as conn:
                 cursor = read_checkpoint(conn, name)
             label = "fetch"
-            for number, batch in enumerate(source.fetch(cursor), start=1):
-                label = batch.label
-                faults.hit(name, "after_fetch", batch=number, label=label)
-                outcome = _commit_batch(
-                    engine, settings, lease, source, batch, crosswalk, faults, number
-                )
-                for key, value in outcome.items():
-                    totals[key] += value
-                faults.hit(name, "after_checkpoint", batch=number, label=label)
-                label = "fetch after " + batch.label
+            fetched = (_prepare(source, batch, settings) for batch in source.fetch(cursor))
+            with Prefetcher(fetched, name=f"fetch-{name}") as batches:
+                for number, prepared in enumerate(batches, start=1):
+                    label = prepared.batch.label
+                    faults.hit(name, "after_fetch", batch=number, label=label)
+                    outcome = _commit_batch(
+                        engine, settings, lease, name, prepared, crosswalk, faults, number
+                    )
+                    for key, value in outcome.items():
+                        totals[key] += value
+                    planner_stats.grew(outcome["linked"])
+                    faults.hit(name, "after_checkpoint", batch=number, label=label)
+                    label = "fetch after " + prepared.batch.label
         except (SourceError, InjectedFault, LeaseLost) as exc:
             status, error, failure_point = "failed", _redact(str(exc), settings), label
         except Exception as exc:
@@ -216,18 +222,20 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
         )
 
 
-def _commit_batch(
-    engine: Engine,
-    settings: Settings,
-    lease: Lease,
-    source: Source,
-    batch: Batch,
-    crosswalk: Crosswalk,
-    faults: FaultPlan,
-    number: int,
-) -> dict[str, int]:
-    # Pure work outside the transaction: drift detection, then normalization of what the
-    # payloads mean once confident renames are undone (the raw payload is stored as received).
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A fetched batch after the pure work: drift detection and normalization."""
+
+    batch: Batch
+    drift: DriftReport
+    records: list[UnifiedRecord]
+    rejections: list[Rejection]
+    raws: dict[str, RawRecord]
+
+
+def _prepare(source: Source, batch: Batch, settings: Settings) -> PreparedBatch:
+    """Detect drift, then normalize what the payloads mean once confident renames are undone
+    (the raw payload is stored as received). Runs ahead, in the fetching thread."""
     drift = detect(
         source.name, [raw.payload for raw in batch.records], settings.drift_rename_confidence
     )
@@ -235,28 +243,45 @@ def _commit_batch(
         source.normalize(RawRecord(raw.source, drift.apply(raw.payload), raw.raw_id))
         for raw in batch.records
     ]
-    records = [n for n in normalized if isinstance(n, UnifiedRecord)]
-    rejections = [*batch.rejections, *(n for n in normalized if isinstance(n, Rejection))]
-    raws: dict[str, RawRecord] = {raw.raw_id: raw for raw in batch.records}
+    return PreparedBatch(
+        batch=batch,
+        drift=drift,
+        records=[n for n in normalized if isinstance(n, UnifiedRecord)],
+        rejections=[*batch.rejections, *(n for n in normalized if isinstance(n, Rejection))],
+        raws={raw.raw_id: raw for raw in batch.records},
+    )
+
+
+def _commit_batch(
+    engine: Engine,
+    settings: Settings,
+    lease: Lease,
+    source: str,
+    prepared: PreparedBatch,
+    crosswalk: Crosswalk,
+    faults: FaultPlan,
+    number: int,
+) -> dict[str, int]:
+    batch = prepared.batch
     ttl = timedelta(seconds=settings.etl_lock_lease_seconds)
     with write_transaction(engine) as conn:
         now = datetime.now(UTC)
         if not renew(conn, lease, ttl, now):  # fencing: a lost lease must not write
-            raise LeaseLost(f"{source.name}: lease lost before committing {batch.label}")
+            raise LeaseLost(f"{source}: lease lost before committing {batch.label}")
         outcome = load_batch(
             conn,
-            source=source.name,
-            records=records,
-            rejections=rejections,
-            raws=raws,
+            source=source,
+            records=prepared.records,
+            rejections=prepared.rejections,
+            raws=prepared.raws,
             crosswalk=crosswalk,
             run_id=lease.run_id,
             now=now,
-            midpoint=lambda: faults.hit(source.name, "mid_batch", batch=number, label=batch.label),
+            midpoint=lambda: faults.hit(source, "mid_batch", batch=number, label=batch.label),
         )
-        _record_drift(conn, source.name, drift, lease.run_id, now)
-        faults.hit(source.name, "before_checkpoint", batch=number, label=batch.label)
-        save_checkpoint(conn, source.name, batch.cursor, lease.run_id, now)
+        _record_drift(conn, source, prepared.drift, lease.run_id, now)
+        faults.hit(source, "before_checkpoint", batch=number, label=batch.label)
+        save_checkpoint(conn, source, batch.cursor, lease.run_id, now)
         conn.execute(
             sa.update(etl_runs)
             .where(etl_runs.c.run_id == lease.run_id)
@@ -275,12 +300,13 @@ def _commit_batch(
         ("quarantined", outcome.quarantined),
     ):
         if count:
-            metrics.ETL_RECORDS.labels(source.name, outcome_name).inc(count)
+            metrics.ETL_RECORDS.labels(source, outcome_name).inc(count)
     return {
         "processed": outcome.processed,
         "loaded": outcome.loaded,
         "unchanged": outcome.unchanged,
         "quarantined": outcome.quarantined,
+        "linked": outcome.linked,
     }
 
 
