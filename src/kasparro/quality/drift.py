@@ -23,7 +23,7 @@ from kasparro.quality.expected import Anchor, FieldSpec, Kind, expected_schema
 PRESENCE = 0.5
 # Drift is a share of a batch, so an evenly spaced sample of this many items measures it well and
 # keeps detection a small constant per batch; counts in events are scaled back to the batch.
-SAMPLE = 500
+SAMPLE = 200
 ANCHOR_TOLERANCE = 0.02  # 2 %: rounding and the seconds between the vendor's computations
 
 
