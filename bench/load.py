@@ -28,8 +28,10 @@ import sqlalchemy as sa
 from bench.common import fake_upstreams, scratch_postgres
 from kasparro.config import Settings
 from kasparro.db.engine import create_db_engine
+from kasparro.db.schema import metadata
 from kasparro.etl.runner import run_source
 
+# In dependency order: a foreign key's target is copied first.
 WRITTEN = ("raw_payloads", "assets", "asset_sources", "price_history", "etl_checkpoints")
 
 
@@ -69,7 +71,8 @@ def ours(records: int, database_url: str, batch_size: int) -> dict[str, Any]:
 
 
 def raw_copy(database_url: str) -> dict[str, Any]:
-    """COPY the rows our load wrote into same-shaped empty tables; time the COPYs only."""
+    """COPY the rows our load wrote into same-shaped empty tables (indexes, constraints and
+    foreign keys included); time the COPYs only."""
     engine = create_db_engine(database_url)
     rows_copied: dict[str, int] = {}
     seconds = 0.0
@@ -78,6 +81,14 @@ def raw_copy(database_url: str) -> dict[str, Any]:
         assert raw is not None
         for table in WRITTEN:
             conn.execute(sa.text(f"CREATE TABLE copy_{table} (LIKE {table} INCLUDING ALL)"))
+            # LIKE leaves foreign keys out; the rows must pass the same checks as ours did.
+            for fk in metadata.tables[table].foreign_keys:
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE copy_{table} ADD FOREIGN KEY ({fk.parent.name}) "
+                        f"REFERENCES copy_{fk.column.table.name} ({fk.column.name})"
+                    )
+                )
             conn.commit()
             with raw.cursor() as cursor:
                 buffer = bytearray()
