@@ -32,21 +32,17 @@ def fetch_candidates(conn: Connection, lookup: Lookup, source: str) -> list[Cano
         return ~sa.exists().where(member.c.asset_id == asset_id, member.c.source == source)
 
     for part in id_chunks(conn, symbols):
-        asset_ids.update(
-            conn.scalars(
-                sa.select(assets.c.asset_id).where(
-                    in_list(conn, assets.c.symbol, part), free_of_source(assets.c.asset_id)
-                )
-            )
+        # The asset's own ticker, or any of its members' (one round trip for both).
+        by_symbol = sa.union(
+            sa.select(assets.c.asset_id).where(
+                in_list(conn, assets.c.symbol, part), free_of_source(assets.c.asset_id)
+            ),
+            sa.select(asset_sources.c.asset_id).where(
+                in_list(conn, asset_sources.c.symbol, part),
+                free_of_source(asset_sources.c.asset_id),
+            ),
         )
-        asset_ids.update(
-            conn.scalars(
-                sa.select(asset_sources.c.asset_id).where(
-                    in_list(conn, asset_sources.c.symbol, part),
-                    free_of_source(asset_sources.c.asset_id),
-                )
-            )
-        )
+        asset_ids.update(conn.scalars(by_symbol))
     by_source: dict[str, list[str]] = defaultdict(list)
     for key_source, source_asset_id in sorted(lookup.member_keys):
         by_source[key_source].append(source_asset_id)

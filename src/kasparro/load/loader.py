@@ -218,12 +218,11 @@ def _link_new_source_assets(
 def _link_row(
     decision: Decision, asset_id: str, record: UnifiedRecord, run_id: str, now: datetime
 ) -> dict[str, Any]:
-    return {
-        **_latest_values(record, run_id, now),
-        "asset_id": asset_id,
-        "match_method": decision.method,
-        "match_score": decision.score,
-    }
+    row = _latest_values(record, run_id, now)
+    row["asset_id"] = asset_id
+    row["match_method"] = decision.method
+    row["match_score"] = decision.score
+    return row
 
 
 def _latest_values(record: UnifiedRecord, run_id: str, now: datetime) -> dict[str, Any]:
