@@ -56,6 +56,9 @@ class Settings(BaseSettings):
 
     # Storage
     database_url: str | None = None
+    # Connections each process keeps open; at least the requests it serves at once, or the
+    # extra ones are opened and closed per request (a new PostgreSQL backend each time).
+    db_pool_size: int = Field(default=20, ge=1, le=500)
 
     # Sources
     coingecko_enabled: bool = True

@@ -55,7 +55,11 @@ def create_app(
     ETL_RUN_ON_START is false; it starts and stops with the application's lifespan.
     """
     owns_engine = engine is None
-    db = engine if engine is not None else create_db_engine(settings.resolved_database_url)
+    db = (
+        engine
+        if engine is not None
+        else create_db_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
