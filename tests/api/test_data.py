@@ -219,3 +219,88 @@ def test_totals_cache_expires_and_follows_the_version() -> None:
         cache.put(key, ("v",), 1)
     assert cache.get("a", ("v",)) is None  # evicted: at most two entries
     assert cache.get("c", ("v",)) == 1
+
+
+AWKWARD_NAMES = ['Quote " back\\slash', "tab\tnew\nline \x01", "✓ 漢字 \u2028", "100% real_coin"]
+AWKWARD_FLOATS = [6.25e-06, 3000.0, 1e15, 1234567890123456.0, 0.1, 27587.0, 1e-9]
+
+
+def _awkward_rows(engine: Engine) -> None:
+    base = sa.func.now()
+    with engine.begin() as conn:
+        for n, value in enumerate(AWKWARD_FLOATS):
+            asset_id = f"asset-{n}"
+            name = AWKWARD_NAMES[n % len(AWKWARD_NAMES)]
+            conn.execute(
+                sa.insert(schema.assets).values(
+                    asset_id=asset_id,
+                    symbol=f"S{n % 2}",
+                    name=name,
+                    created_at=base,
+                    created_run_id="r",
+                )
+            )
+            conn.execute(
+                sa.insert(schema.asset_sources).values(
+                    source=("csv", "coingecko")[n % 2],
+                    source_asset_id=f"id-{n}",
+                    asset_id=asset_id,
+                    symbol=f"S{n % 2}",
+                    name=name,
+                    price_usd=value,
+                    market_cap_usd=None if n % 3 == 0 else value * 1000,
+                    volume_24h_usd=None if n % 2 else value / 7,
+                    # Whole seconds, milliseconds and microseconds.
+                    observed_at=sa.text(
+                        "timestamptz '2026-01-13 01:13:15+00' + :us * interval '1 microsecond'"
+                    ).bindparams(us=(0, 380_000, 942_696)[n % 3]),
+                    ingested_at=base,
+                    run_id="r",
+                    raw_id="x" * 64,
+                    match_method="new",
+                    match_score=0.0,
+                )
+            )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_rows_serialized_by_postgres_equal_the_python_path(engine: Engine) -> None:
+    from kasparro.api import queries
+
+    _awkward_rows(engine)
+    cases = [
+        (queries.DataFilters(), 100, 0, None),
+        (queries.DataFilters(), 2, 0, None),
+        (queries.DataFilters(), 2, 3, None),
+        (queries.DataFilters(), 3, 0, ("coingecko", "id-3")),
+        (queries.DataFilters(source="csv"), 100, 0, None),
+        (queries.DataFilters(symbol="S1"), 100, 0, None),
+        (queries.DataFilters(q="% REAL_"), 100, 0, None),
+        (queries.DataFilters(q="漢"), 100, 0, None),
+        (queries.DataFilters(asset_id="asset-4"), 100, 0, None),
+        (queries.DataFilters(source="csv_weird"), 100, 0, None),
+    ]
+    with engine.connect() as conn:
+        for filters, limit, offset, after in cases:
+            rows, more, total = queries.data_page(
+                conn, filters, limit=limit, offset=offset, after=after, totals=TotalsCache()
+            )
+            page = queries.data_page_json(
+                conn, filters, limit=limit, offset=offset, after=after, totals=TotalsCache()
+            )
+            expected = orjson.loads(orjson.dumps(rows, option=orjson.OPT_UTC_Z))
+            got = orjson.loads(f"[{page.rows_json}]")
+            assert got == expected, (filters, limit, offset, after)
+            for row in got:  # floats stay floats: never "3000" for 3000.0
+                assert all(
+                    isinstance(row[k], float) or row[k] is None
+                    for k in ("price_usd", "market_cap_usd", "volume_24h_usd")
+                )
+            times = [
+                r["observed_at"] for r in orjson.loads(orjson.dumps(rows, option=orjson.OPT_UTC_Z))
+            ]
+            assert [r["observed_at"] for r in got] == times  # the same text, not just instant
+            assert (page.count, page.last is not None, page.total) == (len(rows), more, total)
+            if more:
+                assert page.last == (rows[-1]["source"], rows[-1]["source_asset_id"])
+    assert expected == [] and total == 0  # the last case matches nothing
