@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import Engine
 
 from kasparro.api.errors import install_error_handlers, problem_openapi
@@ -64,6 +65,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         etl_scheduler = None
+        app.state.read_pool = _read_pool(db, settings)
+        if app.state.read_pool is not None:
+            await app.state.read_pool.open()
         if scheduler:
             from kasparro.etl.scheduler import EtlScheduler
 
@@ -75,6 +79,8 @@ def create_app(
         finally:
             if etl_scheduler is not None:
                 etl_scheduler.shutdown()
+            if app.state.read_pool is not None:
+                await app.state.read_pool.close()
             if owns_engine:
                 db.dispose()
 
@@ -94,6 +100,7 @@ def create_app(
         else db
     )
     app.state.scheduler = None
+    app.state.read_pool = None  # opened by the lifespan, on PostgreSQL
     app.state.data_totals = TotalsCache()
     # Parsed now, so a malformed ETL_SCHEDULE fails at start-up, not at the first tick.
     if scheduler:
@@ -127,6 +134,25 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _read_pool(engine: Engine, settings: Settings) -> AsyncConnectionPool | None:
+    """On PostgreSQL, psycopg's async pool for /data, which runs on the event loop: no worker
+    thread per request. Autocommit (reads need no transaction); a connection is checked before
+    use, so a database restart costs no failed request; a request waits at most 5 s for one."""
+    if engine.dialect.name != "postgresql":
+        return None
+    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=settings.db_pool_size,
+        timeout=5,
+        open=False,
+        kwargs={"autocommit": True},
+        check=AsyncConnectionPool.check_connection,
+        name="kasparro-read",
+    )
 
 
 def _bench_router() -> APIRouter:

@@ -12,9 +12,11 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
@@ -179,6 +181,17 @@ def _raised_problem(request: Request, exc: Exception) -> Response:
     )
 
 
+# The database cannot be reached: through SQLAlchemy, or on psycopg's async pool (/data).
+DATABASE_ERRORS = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    PoolTimeout,
+)
+
+
 def database_problem(scope: Scope, exc: BaseException) -> Response:
     # The driver's message may name hosts and users: logged here, never sent.
     log.error("database_unavailable", error=type(exc).__name__)
@@ -205,7 +218,7 @@ def internal_problem(scope: Scope, exc: BaseException) -> Response:
 
 def error_response(scope: Scope, exc: BaseException) -> Response:
     """The answer to an exception that escaped the routes (used by the middleware)."""
-    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
+    if isinstance(exc, DATABASE_ERRORS):
         return database_problem(scope, exc)
     return internal_problem(scope, exc)
 
@@ -218,9 +231,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_problem)
     app.add_exception_handler(StarletteHTTPException, _http_problem)
     app.add_exception_handler(ProblemError, _raised_problem)
-    app.add_exception_handler(sa.exc.OperationalError, _unexpected)
-    app.add_exception_handler(sa.exc.InterfaceError, _unexpected)
-    app.add_exception_handler(sa.exc.TimeoutError, _unexpected)
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _unexpected)
     # Anything else propagates to the middleware, which answers 500 with the request id bound.
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from psycopg import AsyncConnection
 from sqlalchemy.engine import Connection
 
 from kasparro.db.schema import (
@@ -96,9 +97,9 @@ class TotalsCache:
 
     The ETL commits every batch with its source's checkpoint in one transaction, so
     `data_version` (the checkpoints' latest update) moves whenever asset_sources can have: a
-    cached total is exact for ETL writes, and at most `ttl` seconds old for any other writer
-    (identity tools, manual edits). The version costs a read of a table of one row per source,
-    where a COUNT costs a scan of every matching row.
+    cached total is exact for ETL writes, and at most `ttl` seconds (and one recount) old for
+    any other writer (identity tools, manual edits). The version costs a read of a table of one
+    row per source, where a COUNT costs a scan of every matching row.
     """
 
     def __init__(
@@ -112,22 +113,33 @@ class TotalsCache:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[str, tuple[Any, float, int]] = OrderedDict()
+        self._recounting: dict[str, float] = {}  # key -> when a caller was sent to recount
         self._lock = threading.Lock()
 
     def get(self, key: str, version: Any) -> int | None:
+        """The cached total, or None: count, then `put`. When only the ttl has run out (same
+        version), one caller is sent to recount and the others keep the last total meanwhile,
+        so a busy endpoint never runs a burst of identical COUNTs."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 return None
             cached_version, stored_at, total = entry
-            if cached_version != version or self._clock() - stored_at > self.ttl:
+            if cached_version != version:
                 del self._entries[key]
                 return None
+            now = self._clock()
+            if now - stored_at > self.ttl:
+                sent = self._recounting.get(key)
+                if sent is None or now - sent > self.ttl:  # none sent, or it never came back
+                    self._recounting[key] = now
+                    return None
             self._entries.move_to_end(key)
             return total
 
     def put(self, key: str, version: Any, total: int) -> None:
         with self._lock:
+            self._recounting.pop(key, None)
             self._entries[key] = (version, self._clock(), total)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
@@ -224,22 +236,27 @@ _ROW_JSON = (
 )
 
 
-@lru_cache(maxsize=64)
-def _data_json_sql(
-    source: bool, symbol: bool, asset_id: bool, q: bool, after: bool, offset: bool
-) -> str:
-    """The page query for one combination of filters, written once (psycopg parameters)."""
-    where = [
+def _data_where(source: bool, symbol: bool, asset_id: bool, q: bool) -> list[str]:
+    return [
         condition
         for present, condition in (
             (source, "source = %(source)s"),
             (symbol, "symbol = %(symbol)s"),
             (asset_id, "asset_id = %(asset_id)s"),
             (q, "strpos(lower(name), %(q)s) > 0"),
-            (after, "(source, source_asset_id) > (%(after_source)s, %(after_id)s)"),
         )
         if present
     ]
+
+
+@lru_cache(maxsize=64)
+def _data_json_sql(
+    source: bool, symbol: bool, asset_id: bool, q: bool, after: bool, offset: bool
+) -> str:
+    """The page query for one combination of filters, written once (psycopg parameters)."""
+    where = _data_where(source, symbol, asset_id, q)
+    if after:
+        where.append("(source, source_asset_id) > (%(after_source)s, %(after_id)s)")
     # Only fixed fragments are joined here; every value is a psycopg parameter. The JSON is
     # written in the outer query, for the page's rows only (an OFFSET skips rows unwritten).
     columns = ", ".join(str(c.name) for c in DATA_COLUMNS)
@@ -254,8 +271,19 @@ def _data_json_sql(
     )
 
 
-def data_page_json(
-    conn: Connection,
+@lru_cache(maxsize=16)
+def _data_count_sql(source: bool, symbol: bool, asset_id: bool, q: bool) -> str:
+    where = _data_where(source, symbol, asset_id, q)
+    return "SELECT count(*) FROM asset_sources" + (  # noqa: S608 - fixed fragments only
+        f" WHERE {' AND '.join(where)}" if where else ""
+    )
+
+
+_DATA_VERSION_SQL = "SELECT max(updated_at), count(*) FROM etl_checkpoints"
+
+
+async def data_page_json(
+    conn: AsyncConnection[Any],
     filters: DataFilters,
     *,
     limit: int,
@@ -263,16 +291,15 @@ def data_page_json(
     after: tuple[str, str] | None,
     totals: TotalsCache,
 ) -> JsonPage:
-    """`data_page` on PostgreSQL, the rows serialized by the database: one prepared query and a
-    join of strings here, where decoding, converting and re-encoding every row is what bounds a
-    busy worker. The JSON has the same values as the Python path's."""
-    sql = _data_json_sql(
+    """`data_page` on PostgreSQL, on psycopg's async driver, the rows serialized by the database:
+    one query and a join of strings here, where decoding, converting and re-encoding every row
+    (and a worker thread per request) is what bounds a busy process. The JSON has the same
+    values as the Python path's."""
+    shape = (
         filters.source is not None,
         filters.symbol is not None,
         filters.asset_id is not None,
         bool(filters.q),
-        after is not None,
-        bool(offset),
     )
     params = {
         "source": filters.source,
@@ -284,14 +311,19 @@ def data_page_json(
         "limit": limit + 1,
         "offset": offset,
     }
-    rows = conn.exec_driver_sql(sql, params).all()
-    page = rows[:limit]
-    version = tuple(rows[0][3:]) if rows else data_version(conn)
+    cursor = await conn.execute(_data_json_sql(*shape, after is not None, bool(offset)), params)
+    rows = await cursor.fetchall()
+    if rows:
+        version = tuple(rows[0][3:])
+    else:
+        version = tuple(await (await conn.execute(_DATA_VERSION_SQL)).fetchone() or ())
     key = filters.fingerprint()
     total = totals.get(key, version)
     if total is None:
-        total = _count(conn, asset_sources, filters.where())
+        counted = await (await conn.execute(_data_count_sql(*shape), params)).fetchone()
+        total = int(counted[0]) if counted else 0
         totals.put(key, version, total)
+    page = rows[:limit]
     return JsonPage(
         rows_json=",".join(row[0] for row in page),
         count=len(page),
