@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-SOURCES: tuple[str, ...] = ("coingecko", "coinpaprika", "csv", "csv_weird")
-
-
-def _finite(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
+SourceName = Literal["coingecko", "coinpaprika", "csv", "csv_weird"]
+SOURCES: tuple[str, ...] = get_args(SourceName)
 
 
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
+# Validated by pydantic-core itself (no Python call per value): NaN and infinities refused.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Ticker = Annotated[str, StringConstraints(min_length=1, max_length=64, to_upper=True)]
 
 
 # Zero-width characters some vendors leave in names, deleted by str.translate.
@@ -35,9 +31,9 @@ class UnifiedRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
-    source: str
+    source: SourceName
     source_asset_id: str = Field(min_length=1, max_length=200)
-    symbol: str = Field(min_length=1, max_length=64)
+    symbol: Ticker
     name: str = Field(min_length=1, max_length=500)
     # A price is required and positive: never defaulted, never zero.
     price_usd: FiniteFloat = Field(gt=0)
@@ -45,18 +41,6 @@ class UnifiedRecord(BaseModel):
     volume_24h_usd: FiniteFloat | None = Field(default=None, ge=0)
     observed_at: datetime
     raw_id: str = Field(min_length=64, max_length=64)
-
-    @field_validator("source")
-    @classmethod
-    def _known_source(cls, value: str) -> str:
-        if value not in SOURCES:
-            raise ValueError(f"unknown source {value!r}")
-        return value
-
-    @field_validator("symbol")
-    @classmethod
-    def _upper_symbol(cls, value: str) -> str:
-        return value.upper()
 
     @field_validator("name")
     @classmethod
@@ -72,7 +56,7 @@ class UnifiedRecord(BaseModel):
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("observed_at must carry a timezone")
-        return value.astimezone(UTC)
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
