@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=2_000)
+    # The product's default batch size (ETL_BATCH_SIZE), unless told otherwise.
+    default_batch = Settings.model_fields["etl_batch_size"].default
+    parser.add_argument("--batch", type=int, default=default_batch)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

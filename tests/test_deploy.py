@@ -124,7 +124,7 @@ def test_undocumented_and_unread_settings_fail(tmp_path: Path) -> None:
     files = _copy_tree(tmp_path)
     assert check.check_settings(files).ok
     env = files.env_example.read_text()
-    files.env_example.write_text(env.replace("# ETL_BATCH_SIZE=500\n", "# ETL_BATCH=500\n"))
+    files.env_example.write_text(env.replace("# ETL_BATCH_SIZE=2000\n", "# ETL_BATCH=2000\n"))
     problems = check.check_settings(files).problems
     assert ".env.example: ETL_BATCH is not a setting the application reads" in problems
     assert ".env.example: ETL_BATCH_SIZE is missing" in problems

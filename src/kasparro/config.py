@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # ETL
     etl_schedule: str = "*/10 * * * *"
     etl_run_on_start: bool = True
-    etl_batch_size: int = Field(default=500, ge=1, le=10_000)
+    etl_batch_size: int = Field(default=2_000, ge=1, le=10_000)
     etl_lock_lease_seconds: int = Field(default=300, ge=5)
     history_retention_days: int | None = Field(default=None, ge=1)
 

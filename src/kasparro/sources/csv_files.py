@@ -141,7 +141,7 @@ def normalize_row(raw: RawRecord) -> UnifiedRecord | Rejection:
 class CsvSource(Source):
     """A CSV file, read from its checkpoint; `batch_size` rows per transaction."""
 
-    def __init__(self, name: str, path: Path, batch_size: int = 500) -> None:
+    def __init__(self, name: str, path: Path, batch_size: int = 2_000) -> None:
         self.name = name
         self.path = Path(path)
         self.batch_size = batch_size
