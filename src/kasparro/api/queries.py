@@ -262,7 +262,9 @@ def _data_json_sql(
     columns = ", ".join(str(c.name) for c in DATA_COLUMNS)
     return (
         f"SELECT {_ROW_JSON}, page.source, page.source_asset_id, "  # noqa: S608
-        "(SELECT max(updated_at) FROM etl_checkpoints), (SELECT count(*) FROM etl_checkpoints) "
+        # The data version, as text: it is only compared, never read.
+        "(SELECT max(updated_at)::text FROM etl_checkpoints), "
+        "(SELECT count(*) FROM etl_checkpoints) "
         f"FROM (SELECT {columns} FROM asset_sources"
         + (f" WHERE {' AND '.join(where)}" if where else "")
         + " ORDER BY source, source_asset_id LIMIT %(limit)s"
@@ -279,7 +281,7 @@ def _data_count_sql(source: bool, symbol: bool, asset_id: bool, q: bool) -> str:
     )
 
 
-_DATA_VERSION_SQL = "SELECT max(updated_at), count(*) FROM etl_checkpoints"
+_DATA_VERSION_SQL = "SELECT max(updated_at)::text, count(*) FROM etl_checkpoints"
 
 
 async def data_page_json(

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from kasparro.api import queries
 from kasparro.api.errors import ProblemError, problem_responses
-from kasparro.api.routes import NO_NUL, EngineDep, Limit, elapsed_ms, request_id
+from kasparro.api.routes import NO_NUL, Limit, elapsed_ms, request_id
 from kasparro.api.schemas import DataPage, SourceName
 
 router = APIRouter(tags=["data"])
@@ -74,7 +74,6 @@ def json_response(body: dict[str, Any]) -> Response:
 )
 async def get_data(
     request: Request,
-    engine: EngineDep,
     limit: Limit = 100,
     offset: Annotated[
         int | None,
@@ -119,6 +118,8 @@ async def get_data(
     pool = request.app.state.read_pool
     if pool is not None:
         return await _data_from_postgres(request, pool, filters, fingerprint, limit, offset, after)
+    # No engine dependency: FastAPI would resolve it for every request, and PostgreSQL needs none.
+    engine: Engine = request.app.state.read_engine
     return await run_in_threadpool(
         _data_from_engine, request, engine, filters, fingerprint, limit, offset, after
     )
