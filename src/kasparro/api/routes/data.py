@@ -149,20 +149,27 @@ def _data_from_engine(
         if more and rows
         else None
     )
-    return json_response(
-        {
-            "data": rows,
-            "meta": {
-                "request_id": request_id(request),
-                "api_latency_ms": elapsed_ms(request),
-                "limit": limit,
-                "offset": offset or 0,
-                "count": len(rows),
-                "total": total,
-                "next_cursor": next_cursor,
-            },
-        }
-    )
+    meta = _meta(request, limit, offset, len(rows), total, next_cursor)
+    return json_response({"data": rows, "meta": meta})
+
+
+def _meta(
+    request: Request,
+    limit: int,
+    offset: int | None,
+    count: int,
+    total: int,
+    next_cursor: str | None,
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id(request),
+        "api_latency_ms": elapsed_ms(request),
+        "limit": limit,
+        "offset": offset or 0,
+        "count": count,
+        "total": total,
+        "next_cursor": next_cursor,
+    }
 
 
 async def _data_from_postgres(
@@ -185,14 +192,7 @@ async def _data_from_postgres(
             after=after,
             totals=request.app.state.data_totals,
         )
-    meta = {
-        "request_id": request_id(request),
-        "api_latency_ms": elapsed_ms(request),
-        "limit": limit,
-        "offset": offset or 0,
-        "count": page.count,
-        "total": page.total,
-        "next_cursor": encode_cursor(page.last, fingerprint) if page.last else None,
-    }
+    next_cursor = encode_cursor(page.last, fingerprint) if page.last else None
+    meta = _meta(request, limit, offset, page.count, page.total, next_cursor)
     body = b'{"data":[' + page.rows_json.encode() + b'],"meta":' + orjson.dumps(meta) + b"}"
     return Response(body, media_type="application/json")
