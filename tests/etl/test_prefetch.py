@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -75,3 +76,18 @@ def test_the_thread_logs_with_the_callers_context() -> None:
     with structlog.contextvars.bound_contextvars(run_id="run-1"), Prefetcher(items()) as p:
         assert list(p) == [1]
     assert seen == ["run-1"]
+
+
+def test_closing_does_not_wait_for_a_producer_stuck_in_a_long_call() -> None:
+    release = threading.Event()
+
+    def items() -> Iterator[int]:
+        yield 1
+        release.wait(10)  # a retry back-off, say
+        yield 2
+
+    started = time.monotonic()
+    with Prefetcher(items(), stop_timeout=0.2) as prefetched:
+        assert next(iter(prefetched)) == 1
+    assert time.monotonic() - started < 2
+    release.set()

@@ -23,8 +23,16 @@ class Prefetcher(Generic[T]):
     order, after the items before them. Use as a context manager: leaving it stops the thread
     and closes `items` (its `finally` blocks run in the thread that ran it)."""
 
-    def __init__(self, items: Iterator[T], *, depth: int = 1, name: str = "prefetch") -> None:
+    def __init__(
+        self,
+        items: Iterator[T],
+        *,
+        depth: int = 1,
+        name: str = "prefetch",
+        stop_timeout: float = 5.0,
+    ) -> None:
         self._queue: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+        self._stop_timeout = stop_timeout
         self._stop = threading.Event()
         # The thread logs with the caller's context (run_id, source).
         context = contextvars.copy_context()
@@ -66,8 +74,11 @@ class Prefetcher(Generic[T]):
             yield value  # type: ignore[misc]
 
     def close(self) -> None:
+        """Stop the thread. It stops between items; one busy in a long call (an HTTP retry's
+        back-off) is not waited for past `stop_timeout`: it exits when the call returns, and
+        the caller closing the source's client ends such a call sooner."""
         self._stop.set()
-        self._thread.join()
+        self._thread.join(self._stop_timeout)
 
     def __enter__(self) -> Prefetcher[T]:
         return self
