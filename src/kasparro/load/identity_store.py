@@ -17,12 +17,17 @@ from kasparro.load.sql import id_chunks, in_list
 PROBE_WINDOW = 1
 
 
-def fetch_candidates(conn: Connection, lookup: Lookup, source: str) -> list[CanonicalAsset]:
+def fetch_candidates(
+    conn: Connection, lookup: Lookup, source: str, run_id: str
+) -> list[CanonicalAsset]:
     """Canonical assets that share a symbol with, or hold a member named by, the lookup, and
     that have no member of `source` yet.
 
     An asset that holds one never takes another of the same source, so it is not a candidate:
     leaving it out keeps a large load of one source from reloading what it already linked.
+    Two cheap tests rule most of those out before the membership lookup: a member row of
+    `source`, and an asset created by this run (a run is one source, and an asset is created
+    together with the member it was created for).
     """
     asset_ids: set[str] = set()
     symbols = sorted(lookup.symbols)
@@ -35,10 +40,13 @@ def fetch_candidates(conn: Connection, lookup: Lookup, source: str) -> list[Cano
         # The asset's own ticker, or any of its members' (one round trip for both).
         by_symbol = sa.union(
             sa.select(assets.c.asset_id).where(
-                in_list(conn, assets.c.symbol, part), free_of_source(assets.c.asset_id)
+                in_list(conn, assets.c.symbol, part),
+                assets.c.created_run_id != run_id,
+                free_of_source(assets.c.asset_id),
             ),
             sa.select(asset_sources.c.asset_id).where(
                 in_list(conn, asset_sources.c.symbol, part),
+                asset_sources.c.source != source,
                 free_of_source(asset_sources.c.asset_id),
             ),
         )
@@ -47,6 +55,8 @@ def fetch_candidates(conn: Connection, lookup: Lookup, source: str) -> list[Cano
     for key_source, source_asset_id in sorted(lookup.member_keys):
         by_source[key_source].append(source_asset_id)
     for member_source, ids in by_source.items():
+        if member_source == source:  # its asset holds a member of `source`: never a candidate
+            continue
         for part in id_chunks(conn, ids):
             asset_ids.update(
                 conn.scalars(

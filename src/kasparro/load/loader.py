@@ -171,7 +171,7 @@ def _link_new_source_assets(
         )
         for r in newest.values()
     ]
-    candidates = fetch_candidates(conn, lookup_for(views, crosswalk), source)
+    candidates = fetch_candidates(conn, lookup_for(views, crosswalk), source, run_id)
     decisions = resolve(views, candidates, crosswalk)
     creations = [d for d in decisions if d.asset_id is None]
     new_ids = allocate_asset_ids(
