@@ -13,6 +13,7 @@ from kasparro.db.engine import write_transaction
 from kasparro.db.schema import assets, raw_payloads
 from kasparro.load.identity_store import allocate_asset_ids
 from kasparro.load.sql import COPY_THRESHOLD, in_list, insert_ignore, insert_new, insert_rows
+from kasparro.models import canonical_json
 
 NOW = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
 AWKWARD = {
@@ -23,25 +24,30 @@ AWKWARD = {
 }
 
 
-def _raw(n: int) -> dict[str, object]:
+def _raw(n: int, serialized: bool = False) -> dict[str, object]:
+    payload = {**AWKWARD, "id": f"coin-{n}"}
     return {
         "raw_id": f"{n:064d}",
         "source": "coinpaprika",
-        "payload": {**AWKWARD, "id": f"coin-{n}"},
+        # The loader hands over a payload's canonical JSON, serialized once when it was hashed.
+        "payload": canonical_json(payload) if serialized else payload,
         "run_id": "00000000-0000-0000-0000-000000000001",
         "fetched_at": NOW,
     }
 
 
+@pytest.mark.parametrize("serialized", [False, True], ids=["document", "json-bytes"])
 @pytest.mark.parametrize("rows", [3, COPY_THRESHOLD * 3], ids=["statements", "bulk"])
 def test_insert_ignore_counts_only_new_rows_and_keeps_payloads_exactly(
-    engine: Engine, rows: int
+    engine: Engine, rows: int, serialized: bool
 ) -> None:
-    first = [_raw(n) for n in range(rows)]
+    first = [_raw(n, serialized) for n in range(rows)]
     with write_transaction(engine) as conn:
         assert insert_ignore(conn, raw_payloads, first) == rows
     # Half old, half new, and one repeated inside the same call.
-    second = [_raw(n) for n in range(rows // 2, rows + rows // 2)] + [_raw(rows)]
+    second = [_raw(n, serialized) for n in range(rows // 2, rows + rows // 2)] + [
+        _raw(rows, serialized)
+    ]
     with write_transaction(engine) as conn:
         assert insert_ignore(conn, raw_payloads, second) == rows // 2
     with engine.connect() as conn:
@@ -53,10 +59,12 @@ def test_insert_ignore_counts_only_new_rows_and_keeps_payloads_exactly(
 
 @pytest.mark.parametrize("rows", [3, COPY_THRESHOLD * 3], ids=["statements", "bulk"])
 def test_insert_new_writes_only_unknown_keys_once(engine: Engine, rows: int) -> None:
+    first = [_raw(n, serialized=True) for n in range(rows)]
     with write_transaction(engine) as conn:
-        assert insert_new(conn, raw_payloads, [_raw(n) for n in range(rows)], key="raw_id") == rows
+        assert insert_new(conn, raw_payloads, first, key="raw_id") == rows
     # Half known, half new, and one new row given twice.
-    second = [_raw(n) for n in range(rows // 2, rows + rows // 2)] + [_raw(rows)]
+    second = [_raw(n, serialized=True) for n in range(rows // 2, rows + rows // 2)]
+    second.append(_raw(rows, serialized=True))
     with write_transaction(engine) as conn:
         assert insert_new(conn, raw_payloads, second, key="raw_id") == rows // 2
     with engine.connect() as conn:

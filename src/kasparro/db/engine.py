@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from kasparro.db.types import json_text
+
 # Every write transaction takes this advisory lock on PostgreSQL, so identity resolution of
 # concurrent sources never sees a half-written canonical asset (SQLite serializes writers anyway).
 WRITE_LOCK_KEY = 0x4B415350  # "KASP"
@@ -23,14 +25,16 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         return _sqlite_engine(url, **kwargs)
     if parsed.drivername == "postgresql" or parsed.drivername == "postgres":
         url = str(parsed.set(drivername="postgresql+psycopg"))
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    return sa.create_engine(url, pool_pre_ping=True, json_serializer=json_text, **kwargs)
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
+    engine = sa.create_engine(
+        url, connect_args={"timeout": 30}, json_serializer=json_text, **kwargs
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

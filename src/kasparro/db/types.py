@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,16 @@ from sqlalchemy.engine import Dialect
 
 # JSONB on PostgreSQL, JSON (text) on SQLite.
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def json_text(value: Any) -> str:
+    """How a value is written to a Json column. Bytes already are JSON (a raw payload's
+    canonical form, serialized once when it was hashed) and are stored as they are."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return json.dumps(value)
+
+
 # A 64-bit autoincrement key; SQLite only autoincrements a plain INTEGER primary key.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

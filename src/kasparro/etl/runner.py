@@ -11,7 +11,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -30,7 +30,7 @@ from kasparro.identity.crosswalk import Crosswalk, load_crosswalk
 from kasparro.load.loader import load_batch, read_checkpoint, save_checkpoint
 from kasparro.load.sql import insert_ignore
 from kasparro.logging import get_logger
-from kasparro.models import SOURCES, RawRecord, Rejection, UnifiedRecord
+from kasparro.models import SOURCES, Observation, Rejection, UnifiedRecord
 from kasparro.quality.anomalies import (
     RunFigures,
     compare_run,
@@ -39,7 +39,7 @@ from kasparro.quality.anomalies import (
     touched_prices,
 )
 from kasparro.quality.drift import DriftReport, detect
-from kasparro.sources.base import Batch, Source, SourceError
+from kasparro.sources.base import Batch, Cursor, Source, SourceError
 
 log = get_logger(__name__)
 
@@ -182,7 +182,7 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
             fetched = (_prepare(source, batch, settings) for batch in source.fetch(cursor))
             with Prefetcher(fetched, name=f"fetch-{name}") as batches:
                 for number, prepared in enumerate(batches, start=1):
-                    label = prepared.batch.label
+                    label = prepared.label
                     faults.hit(name, "after_fetch", batch=number, label=label)
                     outcome = _commit_batch(
                         engine, settings, lease, name, prepared, crosswalk, faults, number
@@ -191,7 +191,7 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
                         totals[key] += value
                     planner_stats.grew(outcome["linked"])
                     faults.hit(name, "after_checkpoint", batch=number, label=label)
-                    label = "fetch after " + prepared.batch.label
+                    label = "fetch after " + prepared.label
         except (SourceError, InjectedFault, LeaseLost) as exc:
             status, error, failure_point = "failed", _redact(str(exc), settings), label
         except Exception as exc:
@@ -224,31 +224,34 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
 
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
-    """A fetched batch after the pure work: drift detection and normalization."""
+    """A fetched batch after the pure work (drift detection and normalization): what the writer
+    needs of it and no more."""
 
-    batch: Batch
+    cursor: Cursor
+    label: str
     drift: DriftReport
-    records: list[UnifiedRecord]
+    records: list[Observation]
     rejections: list[Rejection]
-    raws: dict[str, RawRecord]
+    bodies: dict[str, bytes]  # raw_id -> canonical JSON of each valid record's payload
 
 
 def _prepare(source: Source, batch: Batch, settings: Settings) -> PreparedBatch:
     """Detect drift, then normalize what the payloads mean once confident renames are undone
-    (the raw payload is stored as received). Runs ahead, in the fetching thread."""
+    (the raw payload is stored as received). Runs ahead of the writer."""
     drift = detect(
         source.name, [raw.payload for raw in batch.records], settings.drift_rename_confidence
     )
     normalized = [
-        source.normalize(RawRecord(raw.source, drift.apply(raw.payload), raw.raw_id))
-        for raw in batch.records
+        source.normalize(replace(raw, payload=drift.apply(raw.payload))) for raw in batch.records
     ]
+    records = [n.observation() for n in normalized if isinstance(n, UnifiedRecord)]
     return PreparedBatch(
-        batch=batch,
+        cursor=batch.cursor,
+        label=batch.label,
         drift=drift,
-        records=[n for n in normalized if isinstance(n, UnifiedRecord)],
+        records=records,
         rejections=[*batch.rejections, *(n for n in normalized if isinstance(n, Rejection))],
-        raws={raw.raw_id: raw for raw in batch.records},
+        bodies={raw.raw_id: raw.body for raw in batch.records},
     )
 
 
@@ -262,26 +265,25 @@ def _commit_batch(
     faults: FaultPlan,
     number: int,
 ) -> dict[str, int]:
-    batch = prepared.batch
     ttl = timedelta(seconds=settings.etl_lock_lease_seconds)
     with write_transaction(engine) as conn:
         now = datetime.now(UTC)
         if not renew(conn, lease, ttl, now):  # fencing: a lost lease must not write
-            raise LeaseLost(f"{source}: lease lost before committing {batch.label}")
+            raise LeaseLost(f"{source}: lease lost before committing {prepared.label}")
         outcome = load_batch(
             conn,
             source=source,
             records=prepared.records,
             rejections=prepared.rejections,
-            raws=prepared.raws,
+            bodies=prepared.bodies,
             crosswalk=crosswalk,
             run_id=lease.run_id,
             now=now,
-            midpoint=lambda: faults.hit(source, "mid_batch", batch=number, label=batch.label),
+            midpoint=lambda: faults.hit(source, "mid_batch", batch=number, label=prepared.label),
         )
         _record_drift(conn, source, prepared.drift, lease.run_id, now)
-        faults.hit(source, "before_checkpoint", batch=number, label=batch.label)
-        save_checkpoint(conn, source, batch.cursor, lease.run_id, now)
+        faults.hit(source, "before_checkpoint", batch=number, label=prepared.label)
+        save_checkpoint(conn, source, prepared.cursor, lease.run_id, now)
         conn.execute(
             sa.update(etl_runs)
             .where(etl_runs.c.run_id == lease.run_id)

@@ -35,7 +35,7 @@ from kasparro.load.sql import (
     insert_new,
     insert_rows,
 )
-from kasparro.models import RawRecord, Rejection, UnifiedRecord
+from kasparro.models import Observation, Rejection
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +53,9 @@ def load_batch(
     conn: Connection,
     *,
     source: str,
-    records: Sequence[UnifiedRecord],
+    records: Sequence[Observation],
     rejections: Sequence[Rejection],
-    raws: Mapping[str, RawRecord],
+    bodies: Mapping[str, bytes],
     crosswalk: Crosswalk,
     run_id: str,
     now: datetime,
@@ -79,7 +79,10 @@ def load_batch(
         conn, source, fresh, latest, crosswalk=crosswalk, run_id=run_id, now=now
     )
     asset_of.update(linked)
-    _store_raw(conn, [raws[r.raw_id] for r in fresh] + [q.raw for q in rejections], run_id, now)
+    raws = [(r.raw_id, bodies[r.raw_id]) for r in fresh] + [
+        (q.raw.raw_id, q.raw.body) for q in rejections
+    ]
+    _store_raw(conn, source, raws, run_id, now)
     quarantined = _quarantine(conn, source, rejections, run_id, now)
     loaded = _store_history(conn, fresh, asset_of, set(linked), run_id, now)
     midpoint()
@@ -140,7 +143,7 @@ def _latest_observations(
 def _link_new_source_assets(
     conn: Connection,
     source: str,
-    fresh: Sequence[UnifiedRecord],
+    fresh: Sequence[Observation],
     latest: Mapping[str, object],
     *,
     crosswalk: Crosswalk,
@@ -151,7 +154,7 @@ def _link_new_source_assets(
 
     Returns the canonical asset of each source asset linked, and how many assets and identity
     reviews were created."""
-    newest: dict[str, UnifiedRecord] = {}
+    newest: dict[str, Observation] = {}
     for record in fresh:
         if record.source_asset_id in latest:
             continue
@@ -216,7 +219,7 @@ def _link_new_source_assets(
 
 
 def _link_row(
-    decision: Decision, asset_id: str, record: UnifiedRecord, run_id: str, now: datetime
+    decision: Decision, asset_id: str, record: Observation, run_id: str, now: datetime
 ) -> dict[str, Any]:
     row = _latest_values(record, run_id, now)
     row["asset_id"] = asset_id
@@ -225,7 +228,7 @@ def _link_row(
     return row
 
 
-def _latest_values(record: UnifiedRecord, run_id: str, now: datetime) -> dict[str, Any]:
+def _latest_values(record: Observation, run_id: str, now: datetime) -> dict[str, Any]:
     return {
         "source": record.source,
         "source_asset_id": record.source_asset_id,
@@ -242,10 +245,10 @@ def _latest_values(record: UnifiedRecord, run_id: str, now: datetime) -> dict[st
 
 
 def _upsert_latest(
-    conn: Connection, fresh: Sequence[UnifiedRecord], run_id: str, now: datetime
+    conn: Connection, fresh: Sequence[Observation], run_id: str, now: datetime
 ) -> None:
     """Move each source asset's latest values forward; an older observation never overwrites."""
-    newest: dict[str, UnifiedRecord] = {}
+    newest: dict[str, Observation] = {}
     for record in fresh:
         seen = newest.get(record.source_asset_id)
         if seen is None or record.observed_at > seen.observed_at:
@@ -281,7 +284,7 @@ def _upsert_latest(
 
 def _store_history(
     conn: Connection,
-    fresh: Sequence[UnifiedRecord],
+    fresh: Sequence[Observation],
     asset_of: Mapping[str, str],
     linked_now: set[str],
     run_id: str,
@@ -314,23 +317,15 @@ def _store_history(
     )
 
 
-def _store_raw(conn: Connection, raws: Sequence[RawRecord], run_id: str, now: datetime) -> None:
-    unique = {r.raw_id: r for r in raws}
-    insert_new(
-        conn,
-        raw_payloads,
-        [
-            {
-                "raw_id": r.raw_id,
-                "source": r.source,
-                "payload": r.payload,
-                "run_id": run_id,
-                "fetched_at": now,
-            }
-            for r in unique.values()
-        ],
-        key="raw_id",
-    )
+def _store_raw(
+    conn: Connection, source: str, raws: Sequence[tuple[str, bytes]], run_id: str, now: datetime
+) -> None:
+    """Each payload once, as its canonical JSON (raw_id, body)."""
+    rows = [
+        {"raw_id": raw_id, "source": source, "payload": body, "run_id": run_id, "fetched_at": now}
+        for raw_id, body in dict(raws).items()
+    ]
+    insert_new(conn, raw_payloads, rows, key="raw_id")
 
 
 def _quarantine(
@@ -346,7 +341,7 @@ def _quarantine(
                 "raw_id": q.raw.raw_id,
                 "source_asset_id": q.source_asset_id,
                 "reason": q.reason,
-                "payload": q.raw.payload,
+                "payload": q.raw.body,
                 "run_id": run_id,
                 "created_at": now,
             }

@@ -127,7 +127,7 @@ def _copy(
     statement = f'COPY "{target}" ({names}) FROM STDIN (FORMAT BINARY)'
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     cursor: Any = driver.cursor()
-    set_json_dumps(orjson.dumps, context=cursor)
+    set_json_dumps(_json_bytes, context=cursor)
     try:
         with cursor, cursor.copy(statement) as copy:
             copy.set_types(types)
@@ -135,6 +135,11 @@ def _copy(
                 copy.write_row(values(row))
     except psycopg.IntegrityError as exc:  # the same error as the statement path raises
         raise sa.exc.IntegrityError(statement, None, exc) from exc
+
+
+def _json_bytes(value: Any) -> bytes:
+    """A Json column's value for COPY; bytes already are JSON (see `json_text`)."""
+    return value if isinstance(value, bytes) else orjson.dumps(value)
 
 
 def _pg_type(conn: Connection, column: sa.Column[Any]) -> str:
