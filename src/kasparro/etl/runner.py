@@ -11,7 +11,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -26,11 +26,12 @@ from kasparro.db.schema import anomalies, drift_events, etl_runs
 from kasparro.etl.faults import FaultPlan, InjectedFault
 from kasparro.etl.lease import Heartbeat, Lease, fail_orphaned_runs, release, renew, try_acquire
 from kasparro.etl.prefetch import Prefetcher
+from kasparro.etl.prepare import PreparedBatch, fetch_prepared
 from kasparro.identity.crosswalk import Crosswalk, load_crosswalk
 from kasparro.load.loader import load_batch, read_checkpoint, save_checkpoint
 from kasparro.load.sql import insert_ignore
 from kasparro.logging import get_logger
-from kasparro.models import SOURCES, Observation, Rejection, UnifiedRecord
+from kasparro.models import SOURCES
 from kasparro.quality.anomalies import (
     RunFigures,
     compare_run,
@@ -38,8 +39,8 @@ from kasparro.quality.anomalies import (
     run_history,
     touched_prices,
 )
-from kasparro.quality.drift import DriftReport, detect
-from kasparro.sources.base import Batch, Cursor, Source, SourceError
+from kasparro.quality.drift import DriftReport
+from kasparro.sources.base import SourceError
 
 log = get_logger(__name__)
 
@@ -89,23 +90,6 @@ def enabled_sources(settings: Settings) -> list[str]:
         "csv_weird": settings.csv_weird_enabled,
     }
     return [name for name in SOURCES if flags[name]]
-
-
-def build_source(settings: Settings, name: str) -> Source:
-    if name == "coingecko":
-        from kasparro.sources.coingecko import CoinGeckoSource
-
-        return CoinGeckoSource(settings)
-    if name == "coinpaprika":
-        from kasparro.sources.coinpaprika import CoinPaprikaSource
-
-        return CoinPaprikaSource(settings)
-    if name in ("csv", "csv_weird"):
-        from kasparro.sources.csv_files import CsvSource
-
-        path = settings.csv_path if name == "csv" else settings.csv_weird_path
-        return CsvSource(name, path, settings.etl_batch_size)
-    raise UnknownSource(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
 
 
 def check_sources(names: Sequence[str]) -> list[str]:
@@ -171,16 +155,16 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
     with structlog.contextvars.bound_contextvars(run_id=lease.run_id, source=name):
         log.info("etl_run_started")
         label = "start"
-        source: Source | None = None
         try:
             faults = FaultPlan.from_spec(settings.kasparro_faults)
             crosswalk = load_crosswalk(settings.identity_crosswalk_path)
-            source = build_source(settings, name)
             with engine.connect() as conn:
                 cursor = read_checkpoint(conn, name)
             label = "fetch"
-            fetched = (_prepare(source, batch, settings) for batch in source.fetch(cursor))
-            with Prefetcher(fetched, name=f"fetch-{name}") as batches:
+            prefetcher = Prefetcher[PreparedBatch](
+                fetch_prepared, settings, name, cursor, name=f"fetch-{name}"
+            )
+            with prefetcher as batches:
                 for number, prepared in enumerate(batches, start=1):
                     label = prepared.label
                     faults.hit(name, "after_fetch", batch=number, label=label)
@@ -200,9 +184,6 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
             log.error(
                 "etl_run_crashed", error=error, trace=_redact(traceback.format_exc(), settings)
             )
-        finally:
-            if source is not None:
-                source.close()
         duration_ms = int((time.monotonic() - started) * 1000)
         status, error = _finish(
             engine, settings, lease, name, status, error, failure_point, duration_ms
@@ -220,39 +201,6 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
             error=error,
             failure_point=failure_point,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedBatch:
-    """A fetched batch after the pure work (drift detection and normalization): what the writer
-    needs of it and no more."""
-
-    cursor: Cursor
-    label: str
-    drift: DriftReport
-    records: list[Observation]
-    rejections: list[Rejection]
-    bodies: dict[str, bytes]  # raw_id -> canonical JSON of each valid record's payload
-
-
-def _prepare(source: Source, batch: Batch, settings: Settings) -> PreparedBatch:
-    """Detect drift, then normalize what the payloads mean once confident renames are undone
-    (the raw payload is stored as received). Runs ahead of the writer."""
-    drift = detect(
-        source.name, [raw.payload for raw in batch.records], settings.drift_rename_confidence
-    )
-    normalized = [
-        source.normalize(replace(raw, payload=drift.apply(raw.payload))) for raw in batch.records
-    ]
-    records = [n.observation() for n in normalized if isinstance(n, UnifiedRecord)]
-    return PreparedBatch(
-        cursor=batch.cursor,
-        label=batch.label,
-        drift=drift,
-        records=records,
-        rejections=[*batch.rejections, *(n for n in normalized if isinstance(n, Rejection))],
-        bodies={raw.raw_id: raw.body for raw in batch.records},
-    )
 
 
 def _commit_batch(
