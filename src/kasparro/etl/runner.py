@@ -184,6 +184,8 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
             log.error(
                 "etl_run_crashed", error=error, trace=_redact(traceback.format_exc(), settings)
             )
+        finally:
+            planner_stats.wait()
         duration_ms = int((time.monotonic() - started) * 1000)
         status, error = _finish(
             engine, settings, lease, name, status, error, failure_point, duration_ms
