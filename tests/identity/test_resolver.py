@@ -129,6 +129,14 @@ def test_ids_reduce_to_a_common_stem() -> None:
     assert asset_id_base("STABLE", "\u200bStable") == "stable"
 
 
+def test_canonical_ids_are_readable_ascii_slugs_of_the_name() -> None:
+    assert asset_id_base("BTC", "Bitcoin") == "bitcoin"
+    assert asset_id_base("ETC", "  Ethereum Classic (old) ") == "ethereum-classic-old"
+    assert asset_id_base("XETH", "Ethéreum") == "ethereum"  # accents folded
+    assert asset_id_base("ＢＴＣ", "₿") == "btc"  # fullwidth folded; no letters in the name
+    assert asset_id_base("$$", "!!") == "asset"
+
+
 def test_precision_and_recall_on_the_labeled_real_samples() -> None:
     for score in evaluate(Crosswalk()):
         assert score.precision == 1.0, score.wrong

@@ -39,8 +39,9 @@ _TICKER_PREFIXED = frozenset({"coinpaprika", "csv", "csv_weird"})
 
 
 def slug(text: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return _NON_ALNUM.sub("-", ascii_text.lower()).strip("-")
+    if not text.isascii():  # NFKD splits accents off letters; ASCII text has none to split
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _NON_ALNUM.sub("-", text.lower()).strip("-")
 
 
 def asset_id_base(symbol: str, name: str) -> str:
@@ -131,7 +132,12 @@ def resolve(
     verdicts: dict[tuple[str, str], Decision] = {}
     index = _CandidateIndex(candidates, crosswalk)
     for record in records:
-        found, verdict = _options_for(record, index.near(record), crosswalk)
+        near = index.near(record)
+        if not near:  # most of a first load: nothing shares the ticker or the crosswalk group
+            options[record.key] = []
+            verdicts[record.key] = Decision(record, None, "new", 0.0)
+            continue
+        found, verdict = _options_for(record, near, crosswalk)
         options[record.key] = found
         if verdict is not None:
             verdicts[record.key] = verdict
