@@ -57,12 +57,16 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One serialized write transaction: committed on success, rolled back on any error."""
+def write_transaction(engine: Engine, *, serialized: bool = True) -> Iterator[Connection]:
+    """One write transaction: committed on success, rolled back on any error.
+
+    Serialized (the default), it runs alone among serialized writers on PostgreSQL (SQLite
+    serializes every writer anyway). Only writes that nobody else can race may skip that.
+    """
     with engine.connect() as conn:
         conn.execution_options(kasparro_write=True)
         with conn.begin():
-            if conn.dialect.name == "postgresql":
+            if serialized and conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_KEY})
             yield conn
 

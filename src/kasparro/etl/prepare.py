@@ -1,12 +1,15 @@
-"""The pure work on a fetched batch, done ahead of the writer in the fetch process: drift
-detection, normalization, and packing what the writer needs as plain data."""
+"""What the fetch process does with each fetched batch, ahead of the writer: store its raw
+payloads, detect drift, normalize, and pack what the writer needs as plain data."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from kasparro.config import Settings
+from kasparro.db.engine import create_db_engine
+from kasparro.load.loader import store_raw
 from kasparro.logging import configure_logging
 from kasparro.models import Observation, Rejection, UnifiedRecord
 from kasparro.quality.drift import DriftReport, detect
@@ -23,7 +26,6 @@ class PreparedBatch:
     drift: DriftReport
     records: list[Observation]
     rejections: list[Rejection]
-    bodies: dict[str, bytes]  # raw_id -> canonical JSON of each valid record's payload
 
 
 def prepare(source: Source, batch: Batch, settings: Settings) -> PreparedBatch:
@@ -41,16 +43,30 @@ def prepare(source: Source, batch: Batch, settings: Settings) -> PreparedBatch:
         drift=drift,
         records=[n.observation() for n in normalized if isinstance(n, UnifiedRecord)],
         rejections=[*batch.rejections, *(n for n in normalized if isinstance(n, Rejection))],
-        bodies={raw.raw_id: raw.body for raw in batch.records},
     )
 
 
-def fetch_prepared(settings: Settings, name: str, cursor: Cursor | None) -> Iterator[PreparedBatch]:
-    """Every batch of source `name` from `cursor` on, prepared: what the fetch process runs."""
+def fetch_prepared(
+    settings: Settings, name: str, cursor: Cursor | None, run_id: str
+) -> Iterator[PreparedBatch]:
+    """Every batch of source `name` from `cursor` on, its raw payloads stored and the rest
+    prepared: what the fetch process runs.
+
+    Storing here, on a connection of its own, takes the largest write off the writer's path
+    (on PostgreSQL the two run side by side); a thread stores a batch's payloads while the
+    batch is prepared, and the batch goes to the writer only once they are committed.
+    """
     configure_logging(settings.log_level, settings.log_format)
     source = build_source(settings, name)
+    engine = create_db_engine(settings.resolved_database_url, pool_size=1)
     try:
-        for batch in source.fetch(cursor):
-            yield prepare(source, batch, settings)
+        with ThreadPoolExecutor(1, thread_name_prefix="store-raw") as storing:
+            for batch in source.fetch(cursor):
+                raws = [*batch.records, *(q.raw for q in batch.rejections)]
+                stored = storing.submit(store_raw, engine, name, raws, run_id)
+                prepared = prepare(source, batch, settings)
+                stored.result()
+                yield prepared
     finally:
         source.close()
+        engine.dispose()

@@ -162,7 +162,7 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
                 cursor = read_checkpoint(conn, name)
             label = "fetch"
             prefetcher = Prefetcher[PreparedBatch](
-                fetch_prepared, settings, name, cursor, name=f"fetch-{name}"
+                fetch_prepared, settings, name, cursor, lease.run_id, name=f"fetch-{name}"
             )
             with prefetcher as batches:
                 for number, prepared in enumerate(batches, start=1):
@@ -225,7 +225,6 @@ def _commit_batch(
             source=source,
             records=prepared.records,
             rejections=prepared.rejections,
-            bodies=prepared.bodies,
             crosswalk=crosswalk,
             run_id=lease.run_id,
             now=now,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
+from kasparro.db.engine import write_transaction
 from kasparro.db.schema import (
     asset_sources,
     assets,
@@ -35,7 +36,7 @@ from kasparro.load.sql import (
     insert_new,
     insert_rows,
 )
-from kasparro.models import Observation, Rejection
+from kasparro.models import Observation, RawRecord, Rejection
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +56,13 @@ def load_batch(
     source: str,
     records: Sequence[Observation],
     rejections: Sequence[Rejection],
-    bodies: Mapping[str, bytes],
     crosswalk: Crosswalk,
     run_id: str,
     now: datetime,
     midpoint: Callable[[], None] = lambda: None,
 ) -> BatchOutcome:
     """Write one normalized batch (the caller owns the transaction and writes the checkpoint).
+    Its raw payloads are stored already (`store_raw`, by the fetch process).
 
     `midpoint` runs halfway through the writes: a fault point for recovery drills.
     """
@@ -79,10 +80,6 @@ def load_batch(
         conn, source, fresh, latest, crosswalk=crosswalk, run_id=run_id, now=now
     )
     asset_of.update(linked)
-    raws = [(r.raw_id, bodies[r.raw_id]) for r in fresh] + [
-        (q.raw.raw_id, q.raw.body) for q in rejections
-    ]
-    _store_raw(conn, source, raws, run_id, now)
     quarantined = _quarantine(conn, source, rejections, run_id, now)
     loaded = _store_history(conn, fresh, asset_of, set(linked), run_id, now)
     midpoint()
@@ -317,15 +314,29 @@ def _store_history(
     )
 
 
-def _store_raw(
-    conn: Connection, source: str, raws: Sequence[tuple[str, bytes]], run_id: str, now: datetime
-) -> None:
-    """Each payload once, as its canonical JSON (raw_id, body)."""
+def store_raw(engine: Engine, source: str, raws: Sequence[RawRecord], run_id: str) -> int:
+    """Store each payload once, as its canonical JSON, in a transaction of its own; returns how
+    many were new. The fetch process does this before it hands the batch to the writer, so a
+    committed batch's payloads are always stored (a crash may leave payloads of a batch that
+    was not loaded: harmless, and the rerun stores nothing new for them).
+
+    Not serialized with the other writers, and race-free all the same: a raw_id hashes its
+    source, one run per source holds the lease at a time, and raw payloads are never changed
+    or deleted.
+    """
+    now = datetime.now(UTC)
     rows = [
-        {"raw_id": raw_id, "source": source, "payload": body, "run_id": run_id, "fetched_at": now}
-        for raw_id, body in dict(raws).items()
+        {
+            "raw_id": r.raw_id,
+            "source": source,
+            "payload": r.body,
+            "run_id": run_id,
+            "fetched_at": now,
+        }
+        for r in {r.raw_id: r for r in raws}.values()
     ]
-    insert_new(conn, raw_payloads, rows, key="raw_id")
+    with write_transaction(engine, serialized=False) as conn:
+        return insert_new(conn, raw_payloads, rows, key="raw_id")
 
 
 def _quarantine(

@@ -45,8 +45,9 @@ def insert_ignore(conn: Connection, table: sa.Table, rows: Sequence[dict[str, An
 
 def insert_new(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], key: str) -> int:
     """INSERT the rows whose `key` (a single-column primary key) is not in the table yet; returns
-    how many were new. Same result as `insert_ignore`, and as safe only inside `write_transaction`,
-    which serializes writers: nobody inserts a key between the probe and the insert.
+    how many were new. Same result as `insert_ignore`, and as safe only where nobody inserts a
+    key between the probe and the insert: inside a serialized `write_transaction`, or for keys
+    only one writer makes.
 
     On PostgreSQL an index probe for the keys and a straight COPY of the new rows cost a
     fraction of staging every row for `INSERT ... ON CONFLICT`; on SQLite that is the quick way.
