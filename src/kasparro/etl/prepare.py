@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 from kasparro.config import Settings
 from kasparro.db.engine import create_db_engine
@@ -27,6 +28,22 @@ class PreparedBatch:
     records: list[Observation]
     rejections: list[Rejection]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Records cross the pipe as plain tuples: pickling 2,000 named tuples costs a Python
+        # call each, rebuilding them from tuples does not.
+        records = [tuple(r) for r in self.records]
+        return (_unpickle, (self.cursor, self.label, self.drift, records, self.rejections))
+
+
+def _unpickle(
+    cursor: Cursor,
+    label: str,
+    drift: DriftReport,
+    records: list[tuple[Any, ...]],
+    rejections: list[Rejection],
+) -> PreparedBatch:
+    return PreparedBatch(cursor, label, drift, list(map(Observation._make, records)), rejections)
+
 
 def prepare(source: Source, batch: Batch, settings: Settings) -> PreparedBatch:
     """Detect drift, then normalize what the payloads mean once confident renames are undone
@@ -34,9 +51,10 @@ def prepare(source: Source, batch: Batch, settings: Settings) -> PreparedBatch:
     drift = detect(
         source.name, [raw.payload for raw in batch.records], settings.drift_rename_confidence
     )
-    normalized = [
-        source.normalize(replace(raw, payload=drift.apply(raw.payload))) for raw in batch.records
-    ]
+    raws = batch.records
+    if drift.renames:
+        raws = [replace(raw, payload=drift.apply(raw.payload)) for raw in raws]
+    normalized = [source.normalize(raw) for raw in raws]
     return PreparedBatch(
         cursor=batch.cursor,
         label=batch.label,
