@@ -187,11 +187,14 @@ class _CandidateIndex:
             for group in {crosswalk.group_of(m.key) for m in asset.members} - {None}:
                 self._by_group.setdefault(str(group), []).append(asset)
 
-    def near(self, record: SourceAsset) -> list[CanonicalAsset]:
+    def near(self, record: SourceAsset) -> Sequence[CanonicalAsset]:
+        by_symbol = self._by_symbol.get(record.symbol, [])
         group = self._crosswalk.group_of(record.key)
-        found = self._by_group.get(group, []) if group is not None else []
+        if group is None or group not in self._by_group:
+            return by_symbol
+        found = self._by_group[group]
         seen = {a.asset_id for a in found}
-        return found + [a for a in self._by_symbol.get(record.symbol, []) if a.asset_id not in seen]
+        return found + [a for a in by_symbol if a.asset_id not in seen]
 
 
 def _options_for(
