@@ -104,11 +104,18 @@ def etl_run(
     """Run the ETL once, in the foreground; exits 1 if a run fails, 2 if a source is busy."""
     from kasparro.db.engine import create_db_engine
     from kasparro.db.migrate import upgrade
-    from kasparro.etl.runner import SourceBusy, UnknownSource, enabled_sources, run_source
+    from kasparro.etl.runner import (
+        SourceBusy,
+        UnknownSource,
+        enabled_sources,
+        run_source,
+        warm_up,
+    )
     from kasparro.logging import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    warm_up()  # while the migrations are checked
     upgrade(settings.resolved_database_url)
     engine = create_db_engine(settings.resolved_database_url)
     names = source or enabled_sources(settings)

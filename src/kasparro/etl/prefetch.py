@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import threading
@@ -39,6 +40,14 @@ def _context(preload: str) -> ForkServerContext | SpawnContext:
     # Only has an effect before the fork server starts: the first user's module wins.
     context.set_forkserver_preload([preload])
     return context
+
+
+def start_fork_server(preload: str) -> None:
+    """Start the fork server now, in the background, with `preload` imported, so that the first
+    Prefetcher need not wait for it (about a second). A process calls this when it starts."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        _context(preload)
+        multiprocessing.forkserver.ensure_running()
 
 
 class ProducerDied(RuntimeError):

@@ -25,7 +25,7 @@ from kasparro.db.planner_stats import PlannerStatistics
 from kasparro.db.schema import anomalies, drift_events, etl_runs
 from kasparro.etl.faults import FaultPlan, InjectedFault
 from kasparro.etl.lease import Heartbeat, Lease, fail_orphaned_runs, release, renew, try_acquire
-from kasparro.etl.prefetch import Prefetcher
+from kasparro.etl.prefetch import Prefetcher, start_fork_server
 from kasparro.etl.prepare import PreparedBatch, fetch_prepared
 from kasparro.identity.crosswalk import Crosswalk, load_crosswalk
 from kasparro.load.loader import load_batch, read_checkpoint, save_checkpoint
@@ -90,6 +90,12 @@ def enabled_sources(settings: Settings) -> list[str]:
         "csv_weird": settings.csv_weird_enabled,
     }
     return [name for name in SOURCES if flags[name]]
+
+
+def warm_up() -> None:
+    """Start, in the background, the fork server that fetch processes are forked from: a process
+    that will run sources calls this when it starts."""
+    start_fork_server(fetch_prepared.__module__)
 
 
 def check_sources(names: Sequence[str]) -> list[str]:

@@ -17,7 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
 from kasparro.config import Settings
-from kasparro.etl.runner import SourceBusy, StartedRun, enabled_sources, start_runs
+from kasparro.etl.runner import SourceBusy, StartedRun, enabled_sources, start_runs, warm_up
 from kasparro.logging import get_logger
 
 log = get_logger(__name__)
@@ -73,6 +73,7 @@ class EtlScheduler:
         return bool(self._scheduler.running)
 
     def start(self) -> None:
+        warm_up()
         if self.trigger is not None:
             self._scheduler.add_job(
                 self._tick, self.trigger, id="etl-schedule", kwargs={"trigger": "schedule"}
