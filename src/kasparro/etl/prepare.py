@@ -76,7 +76,7 @@ def fetch_prepared(
     """
     configure_logging(settings.log_level, settings.log_format)
     source = build_source(settings, name)
-    engine = create_db_engine(settings.resolved_database_url, pool_size=1)
+    engine = create_db_engine(settings.resolved_database_url, pool_size=1, max_overflow=0)
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="store-raw") as storing:
             for batch in source.fetch(cursor):
