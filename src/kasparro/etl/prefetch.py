@@ -1,8 +1,9 @@
-"""Run an iterator in a process of its own, one item ahead of its consumer.
+"""Run an iterator in a process of its own, about one item ahead of its consumer.
 
-The ETL fetches, parses and normalizes batch N+1 while batch N is written. In a thread that work
-would share the GIL with the writer, which then waits for it after every database round trip;
-in a process it runs on a core of its own. Items cross by pickle, so they should be plain data.
+The ETL fetches, parses, normalizes (and stores the raw payloads of) batch N+1 while batch N is
+written. In a thread that work would share the GIL with the writer, which then waits for it
+after every database round trip; in a process it runs on a core of its own. Items cross a pipe
+by pickle, so they should be plain data.
 
 The child is forked from multiprocessing's fork server (a clean process that has the producer's
 module imported already), not from this process, which has threads. It exits as soon as this
@@ -55,9 +56,11 @@ class ProducerDied(RuntimeError):
 
 
 class Prefetcher(Generic[T]):
-    """Iterates `produce(*args)` in a child process, at most one item ahead. Errors reach the
-    consumer in order, after the items before them, as the exception the producer raised (or
-    the nearest base class that survives pickling), with the child's traceback as a note.
+    """Iterates `produce(*args)` in a child process, ahead of the consumer by what the pipe
+    holds (64 KiB: one item, for items as large as a batch) plus the item being made. Errors
+    reach the consumer in order, after the items before them, as the exception the producer
+    raised (or the nearest base class that survives pickling), with the child's traceback as a
+    note.
 
     `produce` must be importable by name (a module-level function); the child logs with the
     caller's structlog context. Use as a context manager: leaving it ends the child.
