@@ -14,7 +14,6 @@ from typing import Any, TypeVar
 import orjson
 import psycopg
 import sqlalchemy as sa
-from psycopg.types.json import set_json_dumps
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -120,7 +119,8 @@ def _copy(
     rows: Sequence[dict[str, Any]],
 ) -> None:
     # Binary COPY: psycopg's C dumpers encode floats and timestamps far faster than text, but
-    # each value must have its column's exact type, so the types are named up front.
+    # each value must have its column's exact type, so the types are named up front. JSON goes
+    # through the engine's serializer (`json_text`), which psycopg was given at connect.
     types = [_pg_type(conn, table.c[name]) for name in columns]
     names = ", ".join(f'"{name}"' for name in columns)
     driver = conn.connection.dbapi_connection
@@ -128,7 +128,6 @@ def _copy(
     statement = f'COPY "{target}" ({names}) FROM STDIN (FORMAT BINARY)'
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     cursor: Any = driver.cursor()
-    set_json_dumps(_json_bytes, context=cursor)
     try:
         with cursor, cursor.copy(statement) as copy:
             copy.set_types(types)
@@ -136,11 +135,6 @@ def _copy(
                 copy.write_row(values(row))
     except psycopg.IntegrityError as exc:  # the same error as the statement path raises
         raise sa.exc.IntegrityError(statement, None, exc) from exc
-
-
-def _json_bytes(value: Any) -> bytes:
-    """A Json column's value for COPY; bytes already are JSON (see `json_text`)."""
-    return value if isinstance(value, bytes) else orjson.dumps(value)
 
 
 def _pg_type(conn: Connection, column: sa.Column[Any]) -> str:
