@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.common import WrkResult, api_server, scratch_postgres, wrk
-from kasparro.api.queries import DataFilters
+from kasparro.api.queries.data import DataFilters
 from kasparro.api.routes.data import encode_cursor
 from kasparro.db.engine import create_db_engine
 

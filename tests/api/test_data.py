@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from kasparro.api.queries import TotalsCache
+from kasparro.api.queries.data import TotalsCache
 from kasparro.api.schemas import DataPage
 from kasparro.config import Settings
 from kasparro.db import schema
@@ -273,30 +273,30 @@ def _awkward_rows(engine: Engine) -> None:
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_rows_serialized_by_postgres_equal_the_python_path(engine: Engine) -> None:
-    from kasparro.api import queries
+    from kasparro.api.queries import data as data_queries
 
     _awkward_rows(engine)
     cases = [
-        (queries.DataFilters(), 100, 0, None),
-        (queries.DataFilters(), 2, 0, None),
-        (queries.DataFilters(), 2, 3, None),
-        (queries.DataFilters(), 3, 0, ("coingecko", "id-3")),
-        (queries.DataFilters(source="csv"), 100, 0, None),
-        (queries.DataFilters(symbol="S1"), 100, 0, None),
-        (queries.DataFilters(q="% REAL_"), 100, 0, None),
-        (queries.DataFilters(q="漢"), 100, 0, None),
-        (queries.DataFilters(asset_id="asset-4"), 100, 0, None),
-        (queries.DataFilters(source="csv_weird"), 100, 0, None),
+        (data_queries.DataFilters(), 100, 0, None),
+        (data_queries.DataFilters(), 2, 0, None),
+        (data_queries.DataFilters(), 2, 3, None),
+        (data_queries.DataFilters(), 3, 0, ("coingecko", "id-3")),
+        (data_queries.DataFilters(source="csv"), 100, 0, None),
+        (data_queries.DataFilters(symbol="S1"), 100, 0, None),
+        (data_queries.DataFilters(q="% REAL_"), 100, 0, None),
+        (data_queries.DataFilters(q="漢"), 100, 0, None),
+        (data_queries.DataFilters(asset_id="asset-4"), 100, 0, None),
+        (data_queries.DataFilters(source="csv_weird"), 100, 0, None),
     ]
     conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
-    async def json_page(*args: Any, **kwargs: Any) -> queries.JsonPage:
+    async def json_page(*args: Any, **kwargs: Any) -> data_queries.JsonPage:
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as aconn:
-            return await queries.data_page_json(aconn, *args, **kwargs)
+            return await data_queries.data_page_json(aconn, *args, **kwargs)
 
     with engine.connect() as conn:
         for filters, limit, offset, after in cases:
-            rows, more, total = queries.data_page(
+            rows, more, total = data_queries.data_page(
                 conn, filters, limit=limit, offset=offset, after=after, totals=TotalsCache()
             )
             page = asyncio.run(

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from kasparro.api.errors import install_error_handlers, problem_openapi
 from kasparro.api.middleware import RequestContextMiddleware
-from kasparro.api.queries import TotalsCache
+from kasparro.api.queries.data import TotalsCache
 from kasparro.api.routes import (
     assets,
     data,

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from kasparro.api import queries
 from kasparro.api.errors import ProblemError, problem_responses
+from kasparro.api.queries import assets as assets_queries
 from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, page_meta, request_id
 from kasparro.api.schemas import Asset, AssetHistory, AssetPage, SourceName
 
@@ -72,7 +72,7 @@ def list_assets(
 ) -> AssetPage:
     """Ordered by asset_id. `consensus_price_usd` is the median of the sources' latest prices."""
     with engine.connect() as conn:
-        heads, total = queries.assets_page(
+        heads, total = assets_queries.assets_page(
             conn,
             symbol=symbol.upper() if symbol is not None else None,
             q=q,
@@ -96,7 +96,7 @@ def list_assets(
 )
 def get_asset(engine: EngineDep, asset_id: AssetId) -> Asset:
     with engine.connect() as conn:
-        head = queries.asset(conn, asset_id)
+        head = assets_queries.asset(conn, asset_id)
     if head is None:
         raise _not_found(asset_id)
     return _asset(head)
@@ -125,9 +125,9 @@ def get_history(
 ) -> AssetHistory:
     """Rows newest first, then by source. An empty range (`from` after `to`) returns no rows."""
     with engine.connect() as conn:
-        if not queries.asset_exists(conn, asset_id):
+        if not assets_queries.asset_exists(conn, asset_id):
             raise _not_found(asset_id)
-        rows = queries.asset_history(
+        rows = assets_queries.asset_history(
             conn, asset_id, source=source, start=_utc(start), end=_utc(end), limit=limit
         )
     return AssetHistory.model_validate(

@@ -19,8 +19,8 @@ from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import Engine
 
-from kasparro.api import queries
 from kasparro.api.errors import ProblemError, problem_responses
+from kasparro.api.queries import data as data_queries
 from kasparro.api.routes import NO_NUL, Limit, elapsed_ms, request_id
 from kasparro.api.schemas import DataPage, SourceName
 
@@ -101,7 +101,7 @@ async def get_data(
     ] = None,
 ) -> Response:
     """Rows in a stable order, (source, source_asset_id). Deep pages: follow `next_cursor`."""
-    filters = queries.DataFilters(
+    filters = data_queries.DataFilters(
         source=source, symbol=symbol.upper() if symbol is not None else None, asset_id=asset_id, q=q
     )
     fingerprint = filters.fingerprint()
@@ -128,7 +128,7 @@ async def get_data(
 def _data_from_engine(
     request: Request,
     engine: Engine,
-    filters: queries.DataFilters,
+    filters: data_queries.DataFilters,
     fingerprint: str,
     limit: int,
     offset: int | None,
@@ -136,7 +136,7 @@ def _data_from_engine(
 ) -> Response:
     """The page through SQLAlchemy: rows from the driver straight into orjson (SQLite)."""
     with engine.connect() as conn:
-        rows, more, total = queries.data_page(
+        rows, more, total = data_queries.data_page(
             conn,
             filters,
             limit=limit,
@@ -175,7 +175,7 @@ def _meta(
 async def _data_from_postgres(
     request: Request,
     pool: AsyncConnectionPool,
-    filters: queries.DataFilters,
+    filters: data_queries.DataFilters,
     fingerprint: str,
     limit: int,
     offset: int | None,
@@ -184,7 +184,7 @@ async def _data_from_postgres(
     """The same page, its rows serialized by PostgreSQL and spliced into the body unchanged;
     on the event loop, with no worker thread."""
     async with pool.connection() as conn:
-        page = await queries.data_page_json(
+        page = await data_queries.data_page_json(
             conn,
             filters,
             limit=limit,

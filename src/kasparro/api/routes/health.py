@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from kasparro.api import queries
 from kasparro.api.errors import problem_responses
+from kasparro.api.queries import runs as runs_queries
 from kasparro.api.routes import EngineDep, SettingsDep
 from kasparro.api.schemas import Health, SourceHealth
 from kasparro.etl.runner import enabled_sources
@@ -37,7 +37,7 @@ def health(engine: EngineDep, settings: SettingsDep) -> Any:
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-            runs = queries.source_runs(conn, names)
+            runs = runs_queries.source_runs(conn, names)
     except sa.exc.SQLAlchemyError as exc:
         log.warning("health_database_down", error_type=type(exc).__name__)
         down = Health(status="error", db="down", database="disconnected", etl="unknown", sources={})

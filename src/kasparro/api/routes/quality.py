@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from kasparro.api import queries
 from kasparro.api.errors import problem_responses
+from kasparro.api.queries import events as events_queries
 from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, page_meta
 from kasparro.api.schemas import AnomalyPage, DriftPage, SourceName
 from kasparro.db.schema import anomalies, drift_events
@@ -50,7 +50,7 @@ def list_drift(
     renamed with less confidence or of another type has its records `quarantined`, and the run is
     `degraded`."""
     with engine.connect() as conn:
-        rows, total = queries.events_page(
+        rows, total = events_queries.events_page(
             conn,
             drift_events,
             equal={"source": source, "run_id": run_id, "kind": kind, "action": action},
@@ -85,7 +85,7 @@ def list_anomalies(
     duration or error spike), and each canonical asset's price from that source with the other
     sources' median (ANOMALY_PRICE_DEVIATION)."""
     with engine.connect() as conn:
-        rows, total = queries.events_page(
+        rows, total = events_queries.events_page(
             conn,
             anomalies,
             equal={"source": source, "run_id": run_id, "kind": kind, "asset_id": asset_id},

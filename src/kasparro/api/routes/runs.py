@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.engine import Connection
 
-from kasparro.api import queries
 from kasparro.api.errors import ProblemError, problem_responses
+from kasparro.api.queries import events as events_queries
+from kasparro.api.queries import runs as runs_queries
 from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, page_meta
 from kasparro.api.schemas import (
     Anomaly,
@@ -33,7 +34,7 @@ MOVES_LISTED = 10
 
 
 def _run_or_404(conn: Connection, run_id: str, param: str = "run_id") -> dict[str, Any]:
-    found = queries.run(conn, run_id)
+    found = runs_queries.run(conn, run_id)
     if found is None:
         raise ProblemError(404, f"no run with id {run_id!r} ({param})", slug="run-not-found")
     return found
@@ -54,7 +55,7 @@ def list_runs(
     offset: Offset = 0,
 ) -> RunPage:
     with engine.connect() as conn:
-        rows, total = queries.runs_page(
+        rows, total = runs_queries.runs_page(
             conn, source=source, status=status, limit=limit, offset=offset
         )
     return RunPage.model_validate(
@@ -97,10 +98,10 @@ def compare_runs(
     with engine.connect() as conn:
         run_a = _run_or_404(conn, a, "a")
         run_b = _run_or_404(conn, b, "b")
-        seen_a = queries.run_observations(conn, run_a)
-        seen_b = queries.run_observations(conn, run_b)
-        anomalies_a = queries.run_events(conn, anomalies, run_a["run_id"])
-        anomalies_b = queries.run_events(conn, anomalies, run_b["run_id"])
+        seen_a = runs_queries.run_observations(conn, run_a)
+        seen_b = runs_queries.run_observations(conn, run_b)
+        anomalies_a = events_queries.run_events(conn, anomalies, run_a["run_id"])
+        anomalies_b = events_queries.run_events(conn, anomalies, run_b["run_id"])
 
     def delta(key: str) -> CountDelta:
         va, vb = run_a[key], run_b[key]
@@ -156,6 +157,6 @@ def get_run(engine: EngineDep, run_id: RunId) -> RunDetail:
     and why), the schema drift it saw and the anomalies found when it finished."""
     with engine.connect() as conn:
         found = _run_or_404(conn, run_id)
-        found["drift_events"] = queries.run_events(conn, drift_events, run_id)
-        found["anomalies"] = queries.run_events(conn, anomalies, run_id)
+        found["drift_events"] = events_queries.run_events(conn, drift_events, run_id)
+        found["anomalies"] = events_queries.run_events(conn, anomalies, run_id)
     return RunDetail.model_validate(found)

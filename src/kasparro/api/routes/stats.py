@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kasparro.api import queries
 from kasparro.api.errors import problem_responses
+from kasparro.api.queries import runs as runs_queries
 from kasparro.api.routes import EngineDep, SettingsDep
 from kasparro.api.schemas import SourceStats, Stats
 from kasparro.etl.runner import enabled_sources
@@ -28,13 +28,15 @@ def stats(engine: EngineDep, settings: SettingsDep) -> Stats:
     """
     enabled = set(enabled_sources(settings))
     with engine.connect() as conn:
-        quarantined = queries.quarantine_by_source(conn)
-        linked = queries.asset_sources_by_source(conn)
-        present = enabled | set(queries.sources_with_runs(conn)) | set(linked) | set(quarantined)
+        quarantined = runs_queries.quarantine_by_source(conn)
+        linked = runs_queries.asset_sources_by_source(conn)
+        present = (
+            enabled | set(runs_queries.sources_with_runs(conn)) | set(linked) | set(quarantined)
+        )
         names = [name for name in SOURCES if name in present]
         names += sorted(present - set(SOURCES))
-        runs = queries.source_runs(conn, names)
-        total_assets = queries.assets_total(conn)
+        runs = runs_queries.source_runs(conn, names)
+        total_assets = runs_queries.assets_total(conn)
     result: dict[str, SourceStats] = {}
     for name in names:
         info = runs[name]

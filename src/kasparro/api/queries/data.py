@@ -1,4 +1,4 @@
-"""Every read the API makes, as SQLAlchemy Core; alike on SQLite and PostgreSQL."""
+"""/data: the latest value per source asset, paged by cursor; JSON written by PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -17,15 +16,8 @@ import sqlalchemy as sa
 from psycopg import AsyncConnection
 from sqlalchemy.engine import Connection
 
-from kasparro.db.schema import (
-    asset_sources,
-    assets,
-    etl_checkpoints,
-    etl_runs,
-    price_history,
-    quarantine,
-)
-from kasparro.models import SOURCES
+from kasparro.api.queries.common import contains, count_rows
+from kasparro.db.schema import asset_sources, etl_checkpoints
 
 DATA_COLUMNS = (
     asset_sources.c.asset_id,
@@ -42,29 +34,6 @@ DATA_COLUMNS = (
 )
 # Plain str keys: column names are `quoted_name`, a str subclass that orjson refuses as a key.
 DATA_KEYS = tuple(str(c.key).encode().decode() for c in DATA_COLUMNS)
-HISTORY_COLUMNS = (
-    price_history.c.source,
-    price_history.c.source_asset_id,
-    price_history.c.observed_at,
-    price_history.c.price_usd,
-    price_history.c.market_cap_usd,
-    price_history.c.volume_24h_usd,
-    price_history.c.ingested_at,
-    price_history.c.run_id,
-)
-HISTORY_KEYS = tuple(str(c.key).encode().decode() for c in HISTORY_COLUMNS)
-
-
-def _contains(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
-    """Case-insensitive substring match; `%` and `_` in the text are literal."""
-    return sa.func.lower(column).contains(text.lower(), autoescape=True)
-
-
-def _count(conn: Connection, table: sa.Table, where: Sequence[sa.ColumnElement[bool]]) -> int:
-    return int(conn.scalar(sa.select(sa.func.count()).select_from(table).where(*where)) or 0)
-
-
-# /data ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +57,7 @@ class DataFilters:
         if self.asset_id is not None:
             where.append(asset_sources.c.asset_id == self.asset_id)
         if self.q:
-            where.append(_contains(asset_sources.c.name, self.q))
+            where.append(contains(asset_sources.c.name, self.q))
         return where
 
 
@@ -188,12 +157,12 @@ def data_page(
     more = len(rows) > limit
     page = [dict(zip(DATA_KEYS, row[:width], strict=True)) for row in rows[:limit]]
     if totals is None:
-        return page, more, _count(conn, asset_sources, where)
+        return page, more, count_rows(conn, asset_sources, where)
     key = filters.fingerprint()
     version = tuple(rows[0][width:]) if rows else data_version(conn)
     total = totals.get(key, version)
     if total is None:
-        total = _count(conn, asset_sources, where)
+        total = count_rows(conn, asset_sources, where)
         totals.put(key, version, total)
     return page, more, total
 
@@ -332,282 +301,3 @@ async def data_page_json(
         last=(page[-1][1], page[-1][2]) if len(rows) > limit else None,
         total=total,
     )
-
-
-# /assets --------------------------------------------------------------------------------------
-
-
-def _asset_where(symbol: str | None, q: str | None) -> list[sa.ColumnElement[bool]]:
-    where: list[sa.ColumnElement[bool]] = []
-    if symbol is not None:
-        where.append(assets.c.symbol == symbol)
-    if q:
-        where.append(_contains(assets.c.name, q))
-    return where
-
-
-def assets_page(
-    conn: Connection, *, symbol: str | None, q: str | None, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
-    where = _asset_where(symbol, q)
-    rows = conn.execute(
-        sa.select(assets.c.asset_id, assets.c.symbol, assets.c.name)
-        .where(*where)
-        .order_by(assets.c.asset_id)
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    heads = [row._asdict() for row in rows]
-    _attach_prices(conn, heads)
-    return heads, _count(conn, assets, where)
-
-
-def asset(conn: Connection, asset_id: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        sa.select(assets.c.asset_id, assets.c.symbol, assets.c.name).where(
-            assets.c.asset_id == asset_id
-        )
-    ).first()
-    if row is None:
-        return None
-    head = row._asdict()
-    _attach_prices(conn, [head])
-    return head
-
-
-def asset_exists(conn: Connection, asset_id: str) -> bool:
-    return (
-        conn.scalar(sa.select(assets.c.asset_id).where(assets.c.asset_id == asset_id)) is not None
-    )
-
-
-def _attach_prices(conn: Connection, heads: list[dict[str, Any]]) -> None:
-    by_id: dict[str, list[dict[str, Any]]] = {h["asset_id"]: [] for h in heads}
-    for part in _chunks(list(by_id), 500):
-        rows = conn.execute(
-            sa.select(
-                asset_sources.c.asset_id,
-                asset_sources.c.source,
-                asset_sources.c.source_asset_id,
-                asset_sources.c.price_usd,
-                asset_sources.c.observed_at,
-            )
-            .where(asset_sources.c.asset_id.in_(part))
-            .order_by(asset_sources.c.asset_id, asset_sources.c.source)
-        ).all()
-        for row in rows:
-            by_id[row.asset_id].append(
-                {
-                    "source": row.source,
-                    "source_asset_id": row.source_asset_id,
-                    "price_usd": row.price_usd,
-                    "observed_at": row.observed_at,
-                }
-            )
-    for head in heads:
-        head["prices"] = by_id[head["asset_id"]]
-
-
-def asset_history(
-    conn: Connection,
-    asset_id: str,
-    *,
-    source: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    stmt = sa.select(*HISTORY_COLUMNS).where(price_history.c.asset_id == asset_id)
-    if source is not None:
-        stmt = stmt.where(price_history.c.source == source)
-    if start is not None:
-        stmt = stmt.where(price_history.c.observed_at >= start)
-    if end is not None:
-        stmt = stmt.where(price_history.c.observed_at <= end)
-    stmt = stmt.order_by(price_history.c.observed_at.desc(), price_history.c.source).limit(limit)
-    return [dict(zip(HISTORY_KEYS, row, strict=True)) for row in conn.execute(stmt)]
-
-
-# A degraded run loaded what it could trust and quarantined the rest: it succeeded.
-SUCCEEDED = ("success", "degraded")
-
-
-# runs: /health, /stats, /runs -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRuns:
-    runs_total: int = 0
-    records_processed_total: int = 0
-    last_success_at: datetime | None = None
-    last_failure_at: datetime | None = None
-    running: bool = False
-    latest: dict[str, Any] | None = None  # the latest run, finished or not
-    latest_finished: dict[str, Any] | None = None
-
-
-def source_runs(conn: Connection, sources: Iterable[str]) -> dict[str, SourceRuns]:
-    """Per source: run totals, last success and failure, latest run and latest finished run."""
-    names = list(dict.fromkeys(sources))
-    finished_when = etl_runs.c.finished_at
-    aggregates = {
-        row.source: row
-        for row in conn.execute(
-            sa.select(
-                etl_runs.c.source,
-                sa.func.count().label("runs_total"),
-                sa.func.coalesce(sa.func.sum(etl_runs.c.records_processed), 0).label("processed"),
-                sa.func.max(sa.case((etl_runs.c.status.in_(SUCCEEDED), finished_when))).label(
-                    "last_success_at"
-                ),
-                sa.func.max(sa.case((etl_runs.c.status == "failed", finished_when))).label(
-                    "last_failure_at"
-                ),
-                sa.func.sum(sa.case((etl_runs.c.status == "running", 1), else_=0)).label("running"),
-            )
-            .where(etl_runs.c.source.in_(names))
-            .group_by(etl_runs.c.source)
-        )
-    }
-    result: dict[str, SourceRuns] = {}
-    for name in names:
-        agg = aggregates.get(name)
-        if agg is None:
-            result[name] = SourceRuns()
-            continue
-        latest = _latest_run(conn, name, finished_only=False)
-        finished = (
-            latest
-            if latest is not None and latest["finished_at"] is not None
-            else _latest_run(conn, name, finished_only=True)
-        )
-        result[name] = SourceRuns(
-            runs_total=int(agg.runs_total),
-            records_processed_total=int(agg.processed),
-            last_success_at=agg.last_success_at,
-            last_failure_at=agg.last_failure_at,
-            running=bool(agg.running),
-            latest=latest,
-            latest_finished=finished,
-        )
-    return result
-
-
-def _latest_run(conn: Connection, source: str, *, finished_only: bool) -> dict[str, Any] | None:
-    stmt = sa.select(etl_runs).where(etl_runs.c.source == source)
-    if finished_only:
-        stmt = stmt.where(etl_runs.c.finished_at.is_not(None))
-    row = conn.execute(
-        stmt.order_by(etl_runs.c.started_at.desc(), etl_runs.c.run_id.desc()).limit(1)
-    ).first()
-    return dict(row._mapping) if row is not None else None
-
-
-def counts_by_source(conn: Connection, table: sa.Table) -> dict[str, int]:
-    rows = conn.execute(sa.select(table.c.source, sa.func.count()).group_by(table.c.source)).all()
-    return {str(source): int(n) for source, n in rows}
-
-
-def assets_total(conn: Connection) -> int:
-    return _count(conn, assets, [])
-
-
-def quarantine_by_source(conn: Connection) -> dict[str, int]:
-    return counts_by_source(conn, quarantine)
-
-
-def asset_sources_by_source(conn: Connection) -> dict[str, int]:
-    return counts_by_source(conn, asset_sources)
-
-
-def sources_with_runs(conn: Connection) -> list[str]:
-    present = set(conn.scalars(sa.select(etl_runs.c.source).distinct()))
-    return [name for name in SOURCES if name in present]
-
-
-def runs_page(
-    conn: Connection, *, source: str | None, status: str | None, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
-    where: list[sa.ColumnElement[bool]] = []
-    if source is not None:
-        where.append(etl_runs.c.source == source)
-    if status is not None:
-        where.append(etl_runs.c.status == status)
-    rows = conn.execute(
-        sa.select(etl_runs)
-        .where(*where)
-        .order_by(etl_runs.c.started_at.desc(), etl_runs.c.run_id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return [dict(row._mapping) for row in rows], _count(conn, etl_runs, where)
-
-
-def run(conn: Connection, run_id: str) -> dict[str, Any] | None:
-    row = conn.execute(sa.select(etl_runs).where(etl_runs.c.run_id == run_id)).first()
-    return dict(row._mapping) if row is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    asset_id: str
-    price_usd: float
-    observed_at: datetime
-
-
-def run_observations(conn: Connection, run: dict[str, Any]) -> dict[tuple[str, str], Observation]:
-    """Per source asset, the newest price_history row this run wrote (by observed_at)."""
-    latest: dict[tuple[str, str], Observation] = {}
-    rows = conn.execute(
-        sa.select(
-            price_history.c.source,
-            price_history.c.source_asset_id,
-            price_history.c.asset_id,
-            price_history.c.price_usd,
-            price_history.c.observed_at,
-        ).where(
-            # The source bound narrows the scan to the primary key's leading column.
-            price_history.c.source == run["source"],
-            price_history.c.run_id == run["run_id"],
-        )
-    )
-    for source, source_asset_id, asset_id, price, observed_at in rows:
-        key = (source, source_asset_id)
-        seen = latest.get(key)
-        if seen is None or observed_at > seen.observed_at:
-            latest[key] = Observation(asset_id, price, observed_at)
-    return latest
-
-
-# drift and anomalies ---------------------------------------------------------------------------
-
-
-def events_page(
-    conn: Connection,
-    table: sa.Table,
-    *,
-    equal: dict[str, str | None],
-    limit: int,
-    offset: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """Rows of drift_events or anomalies, newest first, where each given column equals its value."""
-    where = [table.c[name] == value for name, value in equal.items() if value is not None]
-    rows = conn.execute(
-        sa.select(table)
-        .where(*where)
-        .order_by(table.c.created_at.desc(), table.c.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return [dict(row._mapping) for row in rows], _count(conn, table, where)
-
-
-def run_events(conn: Connection, table: sa.Table, run_id: str) -> list[dict[str, Any]]:
-    """Every drift event or anomaly of one run, in the order they were recorded."""
-    rows = conn.execute(sa.select(table).where(table.c.run_id == run_id).order_by(table.c.id))
-    return [dict(row._mapping) for row in rows]
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
