@@ -3,16 +3,39 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv, pinned with hashes in requirements-uv.txt, in a virtualenv of its own (`make clean` keeps it).
+UV_HOME := .uv
+UV := $(UV_HOME)/bin/uv
+# uv installs into .venv with this interpreter, never one it downloads.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test check lint format typecheck bench demo fakes eval-identity deploy-check up down logs clean
+.PHONY: install lock lock-upgrade run test check lint format typecheck bench demo fakes eval-identity deploy-check image-test up down logs clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Exactly what uv.lock says (hashes checked), never a fresh resolution: a lock that no longer
+# matches pyproject.toml stops here with what to do, instead of silently installing something else.
+$(STAMP): pyproject.toml uv.lock $(UV)
+	@$(UV) lock --check --quiet --python $(PYTHON) 2>/dev/null || { \
+	  echo "pyproject.toml and uv.lock disagree: a dependency was added, removed or changed." >&2; \
+	  echo "Run 'make lock' to update uv.lock, then commit pyproject.toml and uv.lock together." >&2; \
+	  exit 1; }
+	$(UV) sync --locked --extra dev --python $(PYTHON) --quiet
 	touch $(STAMP)
+
+$(UV): requirements-uv.txt
+	test -x $(UV_HOME)/bin/python || $(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-uv.txt
+	touch $(UV)
+
+# Re-resolve uv.lock after pyproject.toml changed, keeping every other pin where it is.
+lock: $(UV)
+	$(UV) lock --python $(PYTHON)
+
+# Move every dependency to the newest release pyproject.toml allows.
+lock-upgrade: $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
 
 run: $(STAMP)
 	$(BIN)/kasparro serve
@@ -47,6 +70,10 @@ eval-identity: $(STAMP)
 
 deploy-check: $(STAMP)
 	$(BIN)/python -m deploy.check
+
+# Builds the image and runs it for real (SQLite, PostgreSQL, the compose stack); needs Docker.
+image-test:
+	bash deploy/image-test.sh
 
 up:
 	docker compose up --build -d
