@@ -32,7 +32,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (API_PORT).")] = None,
 ) -> None:
-    """Apply migrations, start the scheduled ETL and serve the HTTP API."""
+    """Apply migrations (unless MIGRATE_ON_START=false), start the scheduled ETL and serve the
+    HTTP API."""
     from kasparro.serve import serve as serve_api
 
     settings = get_settings()
@@ -116,7 +117,8 @@ def etl_run(
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     warm_up()  # while the migrations are checked
-    upgrade(settings.resolved_database_url)
+    if settings.migrate_on_start:
+        upgrade(settings.resolved_database_url)
     engine = create_db_engine(settings.resolved_database_url)
     names = source or enabled_sources(settings)
     table = Table(

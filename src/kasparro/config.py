@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Connections each process keeps open; at least the requests it serves at once, or the
     # extra ones are opened and closed per request (a new PostgreSQL backend each time).
     db_pool_size: int = Field(default=20, ge=1, le=500)
+    # False where a separate step (compose's migrate service, the Kubernetes Job) migrates as
+    # the schema's owner and the server connects as a role that may not change the schema.
+    migrate_on_start: bool = True
 
     # Sources
     coingecko_enabled: bool = True
@@ -104,6 +107,9 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     admin_api_key: SecretStr | None = None
     api_rate_limit_per_minute: int = Field(default=600, ge=0)
+    # Shared state of several processes/replicas (the inbound rate limit); unset: per process.
+    redis_url: SecretStr | None = None
+    redis_key_prefix: str = Field(default="kasparro", min_length=1, max_length=64)
 
     # Fault injection (tests and drills only; refused when KASPARRO_ENV=production)
     kasparro_faults: str = ""

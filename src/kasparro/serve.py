@@ -35,7 +35,10 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from kasparro.db.migrate import upgrade
 
     configure_logging(settings.log_level, settings.log_format)
-    upgrade(settings.resolved_database_url)
+    if settings.migrate_on_start:
+        upgrade(settings.resolved_database_url)
+    else:  # the migrate service/Job does it; /readyz stays 503 until the schema is at head
+        log.info("migrations_left_to_the_migrate_step")
     workers = _workers()
     log.info("serving", host=host, port=port, workers=workers)
     if workers > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from kasparro.api.app import create_app
-from kasparro.api.middleware import TokenBuckets
+from kasparro.api.ratelimit import RateLimit
 from kasparro.logging import configure_logging
 from tests.api.conftest import ADMIN_KEY, api_settings, assert_problem
 
@@ -117,25 +118,44 @@ def test_rate_limit_zero_is_off(client: TestClient) -> None:
     assert {client.get("/runs").status_code for _ in range(50)} == {200}
 
 
-def test_token_bucket_refills_evenly() -> None:
-    now = [0.0]
-    buckets = TokenBuckets(60, clock=lambda: now[0])
-    assert all(buckets.acquire("a") == 0.0 for _ in range(60))
-    assert buckets.acquire("a") == pytest.approx(1.0)
-    assert buckets.acquire("b") == 0.0  # clients are independent
-    now[0] += 0.5
-    assert buckets.acquire("a") == pytest.approx(0.5)
-    now[0] += 0.5
-    assert buckets.acquire("a") == 0.0
-    assert buckets.acquire("a") > 0
+def test_rate_limit_is_a_moving_window_per_client() -> None:
+    async def scenario() -> None:
+        limit = RateLimit(5)
+        assert [await limit.acquire("a") for _ in range(5)] == [0.0] * 5
+        wait = await limit.acquire("a")
+        assert 59 < wait <= 60  # the oldest of the five leaves the window in a minute
+        assert await limit.acquire("b") == 0.0  # clients are independent
+
+    asyncio.run(scenario())
 
 
-def test_token_buckets_forget_idle_clients() -> None:
-    now = [0.0]
-    buckets = TokenBuckets(60, max_clients=10, clock=lambda: now[0])
-    for i in range(10):
-        buckets.acquire(f"c{i}")
-    now[0] += 120
-    buckets.acquire("late")
-    assert buckets.acquire("c0") == 0.0
-    assert len(buckets._buckets) <= 10
+def test_rate_limit_in_redis_is_shared_by_processes(redis_url: str, redis_prefix: str) -> None:
+    """Two limiters (as in two processes) over one Redis prefix: one budget between them."""
+
+    async def scenario() -> None:
+        first = RateLimit(4, redis_url=redis_url, key_prefix=redis_prefix)
+        second = RateLimit(4, redis_url=redis_url, key_prefix=redis_prefix)
+        assert first.shared
+        taken = [await limiter.acquire("ip:10.0.0.1") for limiter in (first, second) * 3]
+        assert taken[:4] == [0.0] * 4
+        assert all(wait > 0 for wait in taken[4:])
+        other = RateLimit(4, redis_url=redis_url, key_prefix=redis_prefix + ":other")
+        assert await other.acquire("ip:10.0.0.1") == 0.0  # another prefix, another budget
+
+    asyncio.run(scenario())
+
+
+def test_an_unreachable_redis_lets_requests_through_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", "json")
+    secret_url = "redis://:hunter2-secret@127.0.0.1:9/0"  # nothing listens on the discard port
+
+    async def scenario() -> list[float]:
+        limit = RateLimit(1, redis_url=secret_url)
+        return [await limit.acquire("a") for _ in range(3)]
+
+    assert asyncio.run(scenario()) == [0.0] * 3
+    err = capsys.readouterr().err
+    assert err.count("rate_limit_storage_unavailable") == 1  # logged once, not per request
+    assert "hunter2" not in err

@@ -25,6 +25,7 @@ from kasparro.api.routes import (
     etl,
     health,
     metrics,
+    probes,
     quality,
     request_id,
     runs,
@@ -42,7 +43,8 @@ ETL that collects it.
 
 Every error is an RFC 9457 problem document (`application/problem+json`) carrying the request
 id; `X-Request-ID` is echoed when sent and generated when not. Requests are rate limited per
-client (`API_RATE_LIMIT_PER_MINUTE`; 429 with `Retry-After`), except /health and /metrics.
+client (`API_RATE_LIMIT_PER_MINUTE`; 429 with `Retry-After`), except /health, /livez, /readyz
+and /metrics.
 `POST /etl/run` needs `X-API-Key` equal to the server's `ADMIN_API_KEY`.
 """
 
@@ -109,7 +111,7 @@ def create_app(
         parse_schedule(settings.etl_schedule)
 
     install_error_handlers(app)
-    for module in (health, data, assets, etl, stats, runs, quality, metrics):
+    for module in (health, probes, data, assets, etl, stats, runs, quality, metrics):
         app.include_router(module.router)
     if os.environ.get(BENCH_ENV) == "1":
         app.include_router(_bench_router())
@@ -119,6 +121,8 @@ def create_app(
         RequestContextMiddleware,
         rate_limit_per_minute=settings.api_rate_limit_per_minute,
         admin_api_key=admin_key,
+        redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        redis_key_prefix=f"{settings.redis_key_prefix}:ratelimit",
     )
 
     def openapi() -> dict[str, Any]:

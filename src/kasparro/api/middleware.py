@@ -5,10 +5,11 @@ error handling.
   letters, digits and `-_.:`), generated otherwise; it is bound to structlog's contextvars so
   every log line of the request carries it, and returned in the response header.
 - Metrics: requests and latency by route *template* (`/assets/{asset_id}`), never the raw path.
-- Rate limit: a token bucket per client, API_RATE_LIMIT_PER_MINUTE tokens refilled evenly over a
-  minute (0 turns it off). The client is the admin API key when a valid one is sent, else the peer
-  address (uvicorn's proxy-header handling decides what that is). /health and /metrics are exempt.
-  The buckets live in this process: with several workers each has its own.
+- Rate limit: API_RATE_LIMIT_PER_MINUTE requests per client in any minute (0 turns it off), kept
+  in this process or, with REDIS_URL, in Redis for every process and replica (see ratelimit.py).
+  The client is the admin API key when a valid one is sent, else the peer address (uvicorn's
+  proxy-header handling, FORWARDED_ALLOW_IPS, decides what that is). /health, /livez, /readyz
+  and /metrics are exempt.
 - An exception no handler took becomes a 500 problem (logged with its traceback, never sent).
 """
 
@@ -18,67 +19,23 @@ import hashlib
 import hmac
 import math
 import re
-import threading
 import time
 import uuid
-from collections.abc import Callable
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kasparro import metrics
 from kasparro.api.errors import error_response, problem_response
+from kasparro.api.ratelimit import DEFAULT_KEY_PREFIX, RateLimit
 from kasparro.logging import get_logger
 
 log = get_logger("kasparro.api.access")
 
 REQUEST_ID_HEADER = "x-request-id"
-EXEMPT_PATHS = frozenset({"/health", "/metrics"})
+EXEMPT_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics"})
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
-
-
-class TokenBuckets:
-    """Token buckets keyed by client: `rate_per_minute` burst, refilled at rate/60 per second."""
-
-    def __init__(
-        self,
-        rate_per_minute: int,
-        *,
-        max_clients: int = 50_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.capacity = float(rate_per_minute)
-        self.refill_per_second = rate_per_minute / 60.0
-        self.max_clients = max_clients
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated_at)
-        self._lock = threading.Lock()
-
-    def acquire(self, key: str) -> float:
-        """Take a token: 0.0 when allowed, else the seconds until one is available."""
-        now = self._clock()
-        with self._lock:
-            tokens, updated = self._buckets.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - updated) * self.refill_per_second)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                if len(self._buckets) > self.max_clients:
-                    self._prune(now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.refill_per_second
-
-    def _prune(self, now: float) -> None:
-        # A bucket that has refilled completely is the same as no bucket: forget it.
-        full_after = self.capacity / self.refill_per_second
-        stale = [k for k, (_, updated) in self._buckets.items() if now - updated >= full_after]
-        for key in stale:
-            del self._buckets[key]
-        if len(self._buckets) > self.max_clients:  # a flood of clients: drop the oldest half
-            ordered = sorted(self._buckets.items(), key=lambda item: item[1][1])
-            for key, _ in ordered[: len(ordered) // 2]:
-                del self._buckets[key]
 
 
 class RequestContextMiddleware:
@@ -88,9 +45,15 @@ class RequestContextMiddleware:
         *,
         rate_limit_per_minute: int = 0,
         admin_api_key: str | None = None,
+        redis_url: str | None = None,
+        redis_key_prefix: str = DEFAULT_KEY_PREFIX,
     ) -> None:
         self.app = app
-        self.buckets = TokenBuckets(rate_limit_per_minute) if rate_limit_per_minute > 0 else None
+        self.rate_limit = (
+            RateLimit(rate_limit_per_minute, redis_url=redis_url, key_prefix=redis_key_prefix)
+            if rate_limit_per_minute > 0
+            else None
+        )
         self._admin_key = admin_api_key.encode() if admin_api_key else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,7 +81,7 @@ class RequestContextMiddleware:
         method = scope.get("method", "GET")
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
-                retry_after = self._limited(scope)
+                retry_after = await self._limited(scope)
                 if retry_after:
                     seconds = max(1, math.ceil(retry_after))
                     response = problem_response(
@@ -152,10 +115,10 @@ class RequestContextMiddleware:
                     duration_ms=round(elapsed * 1000, 3),
                 )
 
-    def _limited(self, scope: Scope) -> float:
-        if self.buckets is None or scope.get("path") in EXEMPT_PATHS:
+    async def _limited(self, scope: Scope) -> float:
+        if self.rate_limit is None or scope.get("path") in EXEMPT_PATHS:
             return 0.0
-        return self.buckets.acquire(self._client_key(scope))
+        return await self.rate_limit.acquire(self._client_key(scope))
 
     def _client_key(self, scope: Scope) -> str:
         sent = _header(scope, b"x-api-key")
