@@ -14,7 +14,13 @@ from kasparro.api.app import create_app
 from kasparro.db import schema
 from kasparro.db.engine import write_transaction
 from kasparro.etl.lease import Lease, try_acquire
-from kasparro.etl.scheduler import EtlScheduler, parse_schedule, run_enabled_sources
+from kasparro.etl.scheduler import (
+    EtlScheduler,
+    claim_slots,
+    current_slot,
+    parse_schedule,
+    run_enabled_sources,
+)
 from tests.api.conftest import api_settings, wait_for_runs
 
 
@@ -91,3 +97,41 @@ def test_a_busy_source_is_skipped_and_the_others_run(database_url: str, engine: 
     started = run_enabled_sources(engine, settings, trigger="schedule")
     assert [r.source for r in started] == ["csv_weird"]
     wait_for_runs(engine, [r.run_id for r in started])
+
+
+def test_a_slot_runs_once_across_schedulers_however_quick_the_run(
+    database_url: str, engine: Engine
+) -> None:
+    """Three schedulers' ticks for one slot, one after the other: the first runs every source,
+    the later ones find the slot claimed, although the first's runs have long finished."""
+    settings = api_settings(database_url, etl_schedule="* * * * *", etl_run_on_start=False)
+    if datetime.now(UTC).second >= 50:  # keep the three ticks inside one minute's slot
+        time.sleep(61 - datetime.now(UTC).second)
+    schedulers = [EtlScheduler(engine, settings) for _ in range(3)]
+    schedulers[0]._tick("schedule")
+    first = _runs(engine)
+    assert sorted(r.source for r in first) == ["csv", "csv_weird"]
+    wait_for_runs(engine, [r.run_id for r in first])  # leases released: only the claim remains
+    for later in schedulers[1:]:
+        later._tick("schedule")
+    assert sorted(_runs(engine)) == sorted(first)
+
+
+def test_slots_are_the_latest_fire_time_and_claimed_once(database_url: str, engine: Engine) -> None:
+    trigger = parse_schedule("*/10 * * * *")
+    assert trigger is not None
+    at = datetime(2026, 1, 1, 12, 10, 0, 300_000, tzinfo=UTC)
+    slot = current_slot(trigger, at)
+    assert slot == datetime(2026, 1, 1, 12, 10, tzinfo=UTC)
+    assert current_slot(trigger, at + timedelta(seconds=45)) == slot  # a late tick, same slot
+    now_slot = current_slot(trigger, datetime.now(UTC))
+    assert claim_slots(engine, ["csv", "csv_weird"], now_slot) == ["csv", "csv_weird"]
+    assert claim_slots(engine, ["csv", "csv_weird"], now_slot) == []
+    assert claim_slots(engine, ["csv"], now_slot + timedelta(minutes=10)) == ["csv"]
+    # Claims are forgotten a day after their slot, at the next claim.
+    assert claim_slots(engine, ["csv"], slot) == ["csv"]
+    assert claim_slots(engine, ["csv_weird"], now_slot + timedelta(minutes=20)) == ["csv_weird"]
+    with engine.connect() as conn:
+        names = list(conn.execute(sa.select(schema.etl_locks.c.name)).scalars())
+    assert len(names) == 4
+    assert not any("20260101" in name for name in names)

@@ -86,6 +86,32 @@ def release(conn: Connection, lease: Lease) -> None:
     )
 
 
+SLOT_PREFIX = "slot:"
+# How long a claimed slot is remembered: far longer than any clock skew between schedulers.
+SLOT_MEMORY = timedelta(days=1)
+
+
+def claim_slot(conn: Connection, source: str, slot: datetime, now: datetime) -> bool:
+    """Claim one scheduled slot of a source (inside the caller's write transaction): True for
+    the first process that asks, False for every other. The lease alone keeps runs from
+    overlapping; this keeps a quick run from running again when a slower scheduler's tick for
+    the same slot arrives after it finished."""
+    name = f"{SLOT_PREFIX}{source}:{slot.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    conn.execute(
+        sa.delete(etl_locks).where(
+            etl_locks.c.name.startswith(SLOT_PREFIX), etl_locks.c.expires_at < now
+        )
+    )
+    if conn.execute(sa.select(etl_locks.c.name).where(etl_locks.c.name == name)).first():
+        return False
+    conn.execute(
+        sa.insert(etl_locks).values(
+            name=name, holder=HOLDER, run_id=None, acquired_at=now, expires_at=slot + SLOT_MEMORY
+        )
+    )
+    return True
+
+
 def fail_orphaned_runs(conn: Connection, source: str, current_run_id: str, now: datetime) -> int:
     """Runs of this source still marked running lost their process: we hold the lease now."""
     result = conn.execute(

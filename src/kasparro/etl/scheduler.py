@@ -2,7 +2,10 @@
 
 Each source is started on its own, so a source still running (SourceBusy: its lease is held, by
 this process or another) is skipped and logged without holding the others back. Several
-processes or machines may run this scheduler: the leases keep each source to one run at a time.
+processes or machines may run this scheduler: each scheduled slot of a source is claimed in the
+database by the first scheduler whose tick arrives (etl_locks, `slot:` rows), so it runs once
+however many schedulers fire and however quickly the run ends; the leases keep each source to
+one run at a time.
 
 ETL_SCHEDULE is a five-field crontab line, evaluated in UTC; "off", "none", "disabled" or an
 empty value turn the schedule off (ETL_RUN_ON_START still applies).
@@ -10,6 +13,7 @@ empty value turn the schedule off (ETL_RUN_ON_START still applies).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -17,12 +21,15 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.engine import Engine
 
 from kasparro.config import Settings
+from kasparro.db.engine import write_transaction
+from kasparro.etl.lease import claim_slot
 from kasparro.etl.runner import SourceBusy, StartedRun, enabled_sources, start_runs, warm_up
 from kasparro.logging import get_logger
 
 log = get_logger(__name__)
 
 SCHEDULE_OFF = frozenset({"", "off", "none", "disabled", "false", "0"})
+MISFIRE_GRACE_SECONDS = 60
 
 
 def schedule_is_off(schedule: str) -> bool:
@@ -43,10 +50,35 @@ def parse_schedule(schedule: str) -> CronTrigger | None:
     return trigger
 
 
-def run_enabled_sources(engine: Engine, settings: Settings, *, trigger: str) -> list[StartedRun]:
-    """Start a run of every enabled source now, each on its own; a busy source is skipped."""
+def current_slot(trigger: CronTrigger, now: datetime) -> datetime:
+    """The slot a tick at `now` belongs to: the latest fire time not after `now` (a tick runs
+    at its slot or, delayed, within the misfire grace after it)."""
+    slot = None
+    fire = trigger.get_next_fire_time(None, now - timedelta(seconds=MISFIRE_GRACE_SECONDS + 1))
+    while fire is not None and fire <= now:
+        slot = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return slot if slot is not None else now.replace(microsecond=0)
+
+
+def claim_slots(engine: Engine, names: list[str], slot: datetime) -> list[str]:
+    """The sources whose run at `slot` this process claimed (every other scheduler gets none)."""
+    with write_transaction(engine) as conn:
+        now = datetime.now(UTC)
+        return [name for name in names if claim_slot(conn, name, slot, now)]
+
+
+def run_enabled_sources(
+    engine: Engine,
+    settings: Settings,
+    *,
+    trigger: str,
+    only: list[str] | None = None,
+) -> list[StartedRun]:
+    """Start a run of every enabled source (or of `only`) now, each on its own; a busy source
+    is skipped."""
     started: list[StartedRun] = []
-    for name in enabled_sources(settings):
+    for name in enabled_sources(settings) if only is None else only:
         try:
             started.extend(start_runs(engine, settings, [name], trigger=trigger))
         except SourceBusy as exc:
@@ -65,7 +97,11 @@ class EtlScheduler:
         self.trigger = parse_schedule(settings.etl_schedule)
         self._scheduler: Any = BackgroundScheduler(
             timezone="UTC",
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": MISFIRE_GRACE_SECONDS,
+            },
         )
 
     @property
@@ -100,5 +136,16 @@ class EtlScheduler:
         return job.next_run_time if job is not None else None
 
     def _tick(self, trigger: str) -> None:
-        started = run_enabled_sources(self.engine, self.settings, trigger=trigger)
+        only = None
+        if trigger == "schedule" and self.trigger is not None:
+            slot = current_slot(self.trigger, datetime.now(UTC))
+            try:
+                only = claim_slots(self.engine, enabled_sources(self.settings), slot)
+            except Exception as exc:  # the next tick tries again; the scheduler thread must live
+                log.error("etl_slot_claim_failed", error_type=type(exc).__name__, exc_info=exc)
+                return
+            if not only:
+                log.info("etl_slot_taken_elsewhere", slot=slot.isoformat())
+                return
+        started = run_enabled_sources(self.engine, self.settings, trigger=trigger, only=only)
         log.info("etl_scheduled_runs", trigger=trigger, runs=[r.run_id for r in started])
