@@ -7,6 +7,9 @@
    setting the application reads, and every setting is in .env.example and docs/operations.md.
 4. The image runs the command `make run` runs, and so do the Kubernetes API pods.
 5. No credential-shaped default or literal anywhere in those files.
+6. Kubernetes: no service-account token in any pod, requests and limits on every container,
+   Jobs bounded (activeDeadlineSeconds, backoffLimit), liveness on /livez and readiness on
+   /readyz, a PodDisruptionBudget and a NetworkPolicy.
 
 Each check prints one PASS/FAIL line (and its problems); the exit status is 1 if any failed.
 """
@@ -34,13 +37,32 @@ COMPOSE_SCHEMA = SCHEMAS_DIR / "compose-spec.json"
 KUBERNETES_SCHEMA = SCHEMAS_DIR / "kubernetes-v1.30.0-strict.json"
 
 # Variables the deployment files may set besides the application's settings.
-COMPOSE_ONLY_VARS = frozenset({"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"})
+COMPOSE_ONLY_VARS = frozenset(
+    {
+        "POSTGRES_USER",
+        "POSTGRES_PASSWORD",
+        "POSTGRES_DB",
+        "KASPARRO_OWNER_USER",
+        "KASPARRO_OWNER_PASSWORD",
+        "KASPARRO_APP_USER",
+        "KASPARRO_APP_PASSWORD",
+        "KASPARRO_IMAGE",
+        "API_PUBLISHED_PORT",
+        "COMPOSE_PROJECT_NAME",
+    }
+)
+# Settings the compose API service need not pass through from .env (tests and drills only).
+COMPOSE_API_UNPASSED = frozenset({"KASPARRO_FAULTS"})
 # Read outside Settings: worker processes (kasparro.serve, uvicorn), prometheus-client's
 # multiprocess directory for them, and which proxies uvicorn trusts for X-Forwarded-For.
 RUNTIME_VARS = frozenset({"WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR", "FORWARDED_ALLOW_IPS"})
-# The interpreter's and pip's own, set by the Dockerfile only.
-IMAGE_VARS = frozenset({"PATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"})
-IMAGE_VAR_PREFIXES = ("PIP_",)
+# The interpreter's, pip's and uv's own, and the base image argument, set by the Dockerfile only.
+IMAGE_VARS = frozenset(
+    {"PATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHON_IMAGE"}
+)
+IMAGE_VAR_PREFIXES = ("PIP_", "UV_")
+# An init process the image may run its command under (it forwards signals, reaps children).
+INIT_ENTRYPOINTS = (["tini", "--"], ["/usr/bin/tini", "--"], ["dumb-init", "--"])
 
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}")
@@ -51,7 +73,10 @@ _CREDENTIAL_NAME = re.compile(
 )
 _URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^\s:/@]+:(?P<password>[^\s@/]+)@")
 # What stands in for a value: nothing, a ${VAR} or ${VAR:?message} reference, or <placeholder>.
-_PLACEHOLDER = re.compile(r"^(|\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*)?\}|\$[A-Za-z_]\w*|<[^<>]+>)$")
+# `${VAR:-}` (empty when unset) gives no default either.
+_PLACEHOLDER = re.compile(
+    r"^(|\$\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*|:?-)?\}|\$[A-Za-z_]\w*|<[^<>]+>)$"
+)
 
 
 @dataclass
@@ -349,6 +374,20 @@ def unknown_names(names: Iterable[str], allowed: frozenset[str], where: str) -> 
     ]
 
 
+def compose_api_unpassed(compose_text: str, settings: frozenset[str]) -> list[str]:
+    """Settings the compose `api` service does not pass: the API gets no `env_file`, so a
+    setting missing from its `environment:` would be silently ignored when set in .env."""
+    for document in load_yaml_documents(compose_text):
+        api = ((document or {}).get("services") or {}).get("api")
+        if isinstance(api, dict):
+            passed = set(_environment_keys(api.get("environment")))
+            return [
+                f"docker-compose.yml: the api service does not pass {name}"
+                for name in sorted(settings - passed - COMPOSE_API_UNPASSED)
+            ]
+    return []
+
+
 def check_settings(files: Files, settings: frozenset[str] | None = None) -> Result:
     settings = application_settings() if settings is None else settings
     result = Result("settings: only real ones set, every one documented")
@@ -358,6 +397,7 @@ def check_settings(files: Files, settings: frozenset[str] | None = None) -> Resu
     result.problems += unknown_names(
         compose_env_names(compose_text), compose_allowed, "docker-compose.yml"
     )
+    result.problems += compose_api_unpassed(compose_text, settings)
     env_names = dotenv_names(env_text)
     result.problems += unknown_names(env_names, compose_allowed, ".env.example")
     for path in files.k8s_manifests:
@@ -460,6 +500,14 @@ def check_commands(files: Files) -> Result:
         return result
     image, problems = dockerfile_command(files.dockerfile.read_text(encoding="utf-8"))
     result.problems += [f"Dockerfile: {problem}" for problem in problems]
+    for init in INIT_ENTRYPOINTS:
+        if image[: len(init)] == init:
+            image = image[len(init) :]
+            break
+    else:
+        result.problems.append(
+            'Dockerfile: the command does not run under an init process (ENTRYPOINT ["tini", "--"])'
+        )
     if image != expected:
         result.problems.append(f"Dockerfile runs {image}, `make run` runs {expected}")
     for path in files.k8s_manifests:
@@ -474,7 +522,9 @@ def check_commands(files: Files) -> Result:
                             f"{files.rel(path)}: container {container.get('name')} runs {argv}, "
                             f"`make run` runs {expected}"
                         )
-    result.detail = f"{' '.join(expected)!r} (Makefile run) == {' '.join(image)!r} (Dockerfile)"
+    result.detail = (
+        f"{' '.join(expected)!r} (Makefile run) == {' '.join(image)!r} (Dockerfile, under its init)"
+    )
     return result
 
 
@@ -571,6 +621,73 @@ def check_credentials(files: Files) -> Result:
 
 
 # --------------------------------------------------------------------------------------------
+# 6. Kubernetes hardening
+# --------------------------------------------------------------------------------------------
+
+
+def _job_specs(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    spec = document.get("spec") or {}
+    if document.get("kind") == "Job":
+        yield spec
+    elif document.get("kind") == "CronJob":
+        yield (spec.get("jobTemplate") or {}).get("spec") or {}
+
+
+def _probe_path(container: dict[str, Any], probe: str) -> str | None:
+    path = ((container.get(probe) or {}).get("httpGet") or {}).get("path")
+    return str(path) if path is not None else None
+
+
+def kubernetes_hardening_problems(documents: list[tuple[str, Any]]) -> list[str]:
+    """No service-account token, requests and limits on every container, bounded Jobs, probes
+    on /livez and /readyz, a PodDisruptionBudget and a NetworkPolicy for the API."""
+    problems: list[str] = []
+    kinds: set[str] = set()
+    for where, document in documents:
+        if not isinstance(document, dict):
+            continue
+        kind = str(document.get("kind"))
+        kinds.add(kind)
+        label = f"{where} {kind} {(document.get('metadata') or {}).get('name')}"
+        for pod_spec in pod_specs(document):
+            if pod_spec.get("automountServiceAccountToken") is not False:
+                problems.append(f"{label}: automountServiceAccountToken is not false")
+            for container in _containers(pod_spec):
+                resources = container.get("resources") or {}
+                for part in ("requests", "limits"):
+                    missing = {"cpu", "memory"} - set(resources.get(part) or {})
+                    if missing:
+                        problems.append(
+                            f"{label}: container {container.get('name')} has no {part} "
+                            f"for {', '.join(sorted(missing))}"
+                        )
+                if kind == "Deployment":
+                    for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
+                        if _probe_path(container, probe) != path:
+                            problems.append(f"{label}: {probe} must use {path}")
+        for job_spec in _job_specs(document):
+            for field_name in ("activeDeadlineSeconds", "backoffLimit"):
+                if field_name not in job_spec:
+                    problems.append(f"{label}: the Job has no {field_name}")
+    for needed in ("PodDisruptionBudget", "NetworkPolicy"):
+        if "Deployment" in kinds and needed not in kinds:
+            problems.append(f"deploy/k8s: no {needed} for the API Deployment")
+    return problems
+
+
+def check_kubernetes_hardening(files: Files) -> Result:
+    result = Result("Kubernetes pods hardened and bounded")
+    documents = [
+        (files.rel(path), document)
+        for path in files.k8s_manifests
+        for document in load_yaml_documents(path.read_text(encoding="utf-8"))
+    ]
+    result.problems += kubernetes_hardening_problems(documents)
+    result.detail = f"{len(documents)} objects"
+    return result
+
+
+# --------------------------------------------------------------------------------------------
 
 
 CheckFn = Callable[[Files], Result]
@@ -581,6 +698,7 @@ CHECKS: tuple[CheckFn, ...] = (
     check_settings,
     check_commands,
     check_credentials,
+    check_kubernetes_hardening,
 )
 
 

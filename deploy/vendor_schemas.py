@@ -29,6 +29,8 @@ KINDS = {
     "deployment-apps-v1": "apps/v1/Deployment",
     "job-batch-v1": "batch/v1/Job",
     "cronjob-batch-v1": "batch/v1/CronJob",
+    "poddisruptionbudget-policy-v1": "policy/v1/PodDisruptionBudget",
+    "networkpolicy-networking-v1": "networking.k8s.io/v1/NetworkPolicy",
 }
 _REF = re.compile(r"^(?:/api/_definitions\.json)?#/\$defs/(?P<name>.+)$")
 

@@ -183,3 +183,38 @@ def test_schemas_reject_typos() -> None:
     assert any("readinesProbe" in p for p in problems), problems
     problems, _ = check.kubernetes_schema_errors("apiVersion: v1\nkind: Pod\n", "p.yaml")
     assert problems and "no vendored schema" in problems[0]
+
+
+def test_kubernetes_hardening_gaps_are_flagged() -> None:
+    deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "api-deployment.yaml").read_text())
+    job = yaml.safe_load((ROOT / "deploy" / "k8s" / "migrate-job.yaml").read_text())
+    pdb = {"kind": "PodDisruptionBudget"}
+    netpol = {"kind": "NetworkPolicy"}
+    good = [("d", deployment), ("j", job), ("p", pdb), ("n", netpol)]
+    assert check.kubernetes_hardening_problems(good) == []
+
+    pod = deployment["spec"]["template"]["spec"]
+    del pod["automountServiceAccountToken"]
+    container = pod["containers"][0]
+    del container["resources"]["limits"]["cpu"]
+    container["livenessProbe"]["httpGet"]["path"] = "/health"
+    del job["spec"]["activeDeadlineSeconds"]
+    problems = check.kubernetes_hardening_problems([("d", deployment), ("j", job)])
+    joined = "\n".join(problems)
+    for expected in (
+        "automountServiceAccountToken is not false",
+        "has no limits for cpu",
+        "livenessProbe must use /livez",
+        "the Job has no activeDeadlineSeconds",
+        "no PodDisruptionBudget",
+        "no NetworkPolicy",
+    ):
+        assert expected in joined, problems
+
+
+def test_the_image_runs_under_an_init_process(tmp_path: Path) -> None:
+    files = _copy_tree(tmp_path)
+    assert check.check_commands(files).ok
+    text = files.dockerfile.read_text().replace('ENTRYPOINT ["tini", "--"]\n', "")
+    files.dockerfile.write_text(text)
+    assert any("init process" in p for p in check.check_commands(files).problems)

@@ -3,7 +3,14 @@ is set (prometheus-client's multiprocess mode); plain in-process registry otherw
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import Counter, Gauge, Histogram
+
+# In multiprocess mode every process writes its samples under this directory: it must exist
+# before the first sample (`kasparro serve` also empties it at start).
+if _multiproc_dir := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(_multiproc_dir, exist_ok=True)
 
 HTTP_REQUESTS = Counter(
     "kasparro_http_requests_total",

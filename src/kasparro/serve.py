@@ -41,8 +41,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         log.info("migrations_left_to_the_migrate_step")
     workers = _workers()
     log.info("serving", host=host, port=port, workers=workers)
-    if workers > 1:
-        _reset_multiprocess_dir()
+    _reset_multiprocess_dir(workers)
     # The middleware logs every request with its request id: no uvicorn access log; and
     # log_config=None keeps the logging configure_logging set up.
     uvicorn.run(
@@ -62,12 +61,20 @@ def _workers() -> int:
     return max(1, int(text)) if text.isdigit() else 1
 
 
-def _reset_multiprocess_dir() -> None:
+def _reset_multiprocess_dir(workers: int) -> None:
+    """Empty PROMETHEUS_MULTIPROC_DIR: the samples of a previous server's processes are gone."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
-        log.warning("metrics_per_worker", hint="set PROMETHEUS_MULTIPROC_DIR to aggregate workers")
+        if workers > 1:
+            log.warning(
+                "metrics_per_worker", hint="set PROMETHEUS_MULTIPROC_DIR to aggregate workers"
+            )
         return
     path = Path(directory)
     if path.exists():
-        shutil.rmtree(path)
+        for child in path.iterdir():  # the directory itself may be a mount point
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     path.mkdir(parents=True, exist_ok=True)
