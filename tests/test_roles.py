@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from kasparro.api.app import create_app
 from kasparro.db.engine import create_db_engine
-from kasparro.db.migrate import upgrade
+from kasparro.db.migrate import MigrationNotPermitted, upgrade
 from kasparro.etl.runner import run_source
 from tests.api.conftest import api_settings
 from tests.conftest import IN_CI, POSTGRES_ADMIN_URL
@@ -66,6 +66,8 @@ def test_the_application_role_reads_and_writes_rows_and_changes_no_schema(
     roles: tuple[str, str],
 ) -> None:
     owner_url, app_url = roles
+    with pytest.raises(MigrationNotPermitted, match="as the schema's owner"):
+        upgrade(app_url)  # a plain message, not a traceback, for the wrong role
     upgrade(owner_url)  # tables created after roles.sql: default privileges apply
     engine = create_db_engine(app_url)
     try:

@@ -34,10 +34,14 @@ def serve(
 ) -> None:
     """Apply migrations (unless MIGRATE_ON_START=false), start the scheduled ETL and serve the
     HTTP API."""
+    from kasparro.db.migrate import MigrationNotPermitted
     from kasparro.serve import serve as serve_api
 
     settings = get_settings()
-    serve_api(settings, host or settings.api_host, port or settings.api_port)
+    try:
+        serve_api(settings, host or settings.api_host, port or settings.api_port)
+    except MigrationNotPermitted as exc:
+        _exit_with(str(exc))
 
 
 @app.command()
@@ -54,10 +58,13 @@ def demo(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration (the same path `serve` takes at start)."""
-    from kasparro.db.migrate import upgrade
+    from kasparro.db.migrate import MigrationNotPermitted, upgrade
 
     settings = get_settings()
-    upgrade(settings.resolved_database_url)
+    try:
+        upgrade(settings.resolved_database_url)
+    except MigrationNotPermitted as exc:
+        _exit_with(str(exc))
     console.print("[green]database is at the latest migration[/]")
 
 
@@ -104,7 +111,7 @@ def etl_run(
 ) -> None:
     """Run the ETL once, in the foreground; exits 1 if a run fails, 2 if a source is busy."""
     from kasparro.db.engine import create_db_engine
-    from kasparro.db.migrate import upgrade
+    from kasparro.db.migrate import MigrationNotPermitted, upgrade
     from kasparro.etl.runner import (
         SourceBusy,
         UnknownSource,
@@ -118,7 +125,10 @@ def etl_run(
     configure_logging(settings.log_level, settings.log_format)
     warm_up()  # while the migrations are checked
     if settings.migrate_on_start:
-        upgrade(settings.resolved_database_url)
+        try:
+            upgrade(settings.resolved_database_url)
+        except MigrationNotPermitted as exc:
+            _exit_with(str(exc))
     engine = create_db_engine(settings.resolved_database_url)
     names = source or enabled_sources(settings)
     table = Table(
@@ -160,6 +170,12 @@ def etl_run(
         raise typer.Exit(1)
     if busy:
         raise typer.Exit(2)
+
+
+def _exit_with(message: str) -> None:
+    """A plain message naming the cause, no traceback; exit status 1."""
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(1)
 
 
 _mount_optional_apps()

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+class MigrationNotPermitted(RuntimeError):
+    """The role in DATABASE_URL may not change the schema (the application role)."""
 
 
 def alembic_config(database_url: str) -> Config:
@@ -19,7 +25,17 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    try:
+        command.upgrade(alembic_config(database_url), revision)
+    except sa.exc.ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+            raise
+        raise MigrationNotPermitted(
+            "migrations are pending and the database role in DATABASE_URL may not change the "
+            "schema (permission denied). Run them as the schema's owner (compose: the migrate "
+            "service; Kubernetes: the migrate Job; or `kasparro db upgrade` with the owner's "
+            "DATABASE_URL), and set MIGRATE_ON_START=false for this process."
+        ) from None
 
 
 def downgrade(database_url: str, revision: str) -> None:
