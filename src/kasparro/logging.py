@@ -20,6 +20,20 @@ def _redact_secrets(
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time of writing, not when logging was set up.
+
+    Test runners and embedding programs swap sys.stderr; a stream bound at set-up time
+    would later be a closed file, and every log call would raise.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Configure structlog and the standard library's logging to write to stderr."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -41,10 +55,15 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s", force=True)
+    logging.basicConfig(
+        level=level.upper(),
+        stream=_CurrentStderr(),
+        format="%(message)s",
+        force=True,
+    )
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
