@@ -20,6 +20,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Probes ---------------------------------------------------------------------------------------
+
+
+class ProbeStatus(_Model):
+    """A probe's answer when it passes (a failing probe answers a problem document)."""
+
+    status: Literal["ok", "ready"]
+
+
 # Problems -------------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from fastapi.responses import Response
 
 from kasparro.api.errors import problem_response, problem_responses
 from kasparro.api.routes import EngineDep
-from kasparro.api.schemas import Problem
+from kasparro.api.schemas import ProbeStatus, Problem
 from kasparro.db.migrate import alembic_config
 from kasparro.logging import get_logger
 
@@ -45,7 +45,12 @@ def migration_heads() -> frozenset[str]:
     return frozenset(script.get_heads())
 
 
-@router.get("/livez", summary="Liveness: the process answers", response_model=dict[str, str])
+@router.get(
+    "/livez",
+    summary="Liveness: the process answers",
+    response_model=ProbeStatus,
+    responses=problem_responses(500),
+)
 async def livez() -> dict[str, str]:
     """200 `{"status": "ok"}` whenever the server can answer at all; touches nothing else."""
     return {"status": "ok"}
@@ -54,7 +59,7 @@ async def livez() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: database reachable and migrated",
-    response_model=dict[str, str],
+    response_model=ProbeStatus,
     responses={**_NOT_READY, **problem_responses(500)},
 )
 def readyz(request: Request, engine: EngineDep) -> Any:
