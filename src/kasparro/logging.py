@@ -7,6 +7,9 @@ import sys
 
 import structlog
 
+from kasparro import redaction
+from kasparro.redaction import REDACTED
+
 # Keys whose values never reach a log line, whatever a caller passes.
 _SECRET_KEYS = frozenset({"api_key", "admin_api_key", "authorization", "password", "x-api-key"})
 
@@ -14,9 +17,8 @@ _SECRET_KEYS = frozenset({"api_key", "admin_api_key", "authorization", "password
 def _redact_secrets(
     _logger: object, _method: str, event: structlog.types.EventDict
 ) -> structlog.types.EventDict:
-    for key in list(event):
-        if key.lower() in _SECRET_KEYS:
-            event[key] = "[redacted]"
+    for key, value in event.items():
+        event[key] = REDACTED if key.lower() in _SECRET_KEYS else redaction.redact_value(value)
     return event
 
 

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
+from kasparro import redaction
 from kasparro.api.schemas import Problem
 from kasparro.logging import get_logger
 
@@ -93,7 +94,9 @@ def problem_body(
         "request_id": request_id_of(scope),
     }
     body.update({k: v for k, v in extensions.items() if v is not None})
-    return body
+    # A detail may quote what a caller sent or an upstream said: never a secret, even in part.
+    redacted: dict[str, Any] = redaction.redact_value(body)  # type: ignore[assignment]
+    return redacted
 
 
 def problem_response(

@@ -18,6 +18,7 @@ from pyrate_limiter import Duration, Limiter, Rate
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity import stop_after_delay as stop_after_seconds
 
+from kasparro import redaction
 from kasparro.logging import get_logger
 from kasparro.sources.base import BadPayload, SourceError, UpstreamUnavailable
 
@@ -66,8 +67,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 def snippet(response: httpx.Response, limit: int = 160) -> str:
     """A short, single-line excerpt of a body for an error message."""
-    text = re.sub(r"\s+", " ", response.text).strip()
-    return text[:limit] + ("…" if len(text) > limit else "")
+    return redaction.excerpt(re.sub(r"\s+", " ", response.text).strip(), limit)
 
 
 class UpstreamClient:
@@ -90,7 +90,7 @@ class UpstreamClient:
         self._classify = classify
         self._policy = policy or RetryPolicy()
         self._limiter = limiter
-        self._secrets = tuple(s for s in secrets if s)
+        redaction.register(secrets)
         self._http = httpx.Client(
             base_url=base_url,
             headers={"accept": "application/json", **(headers or {})},
@@ -163,7 +163,7 @@ class UpstreamClient:
             # Truncated or not JSON at all (an HTML page with a 200): worth another try.
             raise UpstreamUnavailable(
                 f"{self.vendor}: {path}: body is not a complete JSON array "
-                f"(after {count} items: {self._redact(str(exc))[:120]})"
+                f"(after {count} items: {redaction.excerpt(str(exc), 120)})"
             ) from None
         except httpx.TimeoutException as exc:
             raise UpstreamUnavailable(f"{self.vendor}: timed out ({type(exc).__name__})") from None
@@ -212,13 +212,11 @@ class UpstreamClient:
             vendor=self.vendor,
             attempt=state.attempt_number,
             wait_s=round(state.upcoming_sleep, 3),
-            error=str(exc),
+            error=redaction.redact(str(exc)),
         )
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+        return redaction.redact(text)
 
 
 def _expect_array(chunks: Iterator[bytes], vendor: str, path: str) -> Iterator[bytes]:
@@ -230,7 +228,8 @@ def _expect_array(chunks: Iterator[bytes], vendor: str, path: str) -> Iterator[b
         if not stripped:
             continue
         if not stripped.startswith(b"["):
-            excerpt = stripped[:160].decode("utf-8", "replace")
+            # Redacted before it is cut: an error page may echo the key anywhere in it.
+            excerpt = redaction.excerpt(stripped[:4096].decode("utf-8", "replace"), 160)
             if stripped.startswith(b"{"):
                 raise BadPayload(f"{vendor}: {path}: expected a JSON array, got {excerpt!r}")
             raise UpstreamUnavailable(f"{vendor}: {path}: body is not JSON: {excerpt!r}")
