@@ -7,8 +7,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+import sqlalchemy as sa
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kasparro import redaction
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLES_DIR = PACKAGE_DIR / "samples"
@@ -37,6 +40,8 @@ COINGECKO_PLAN_RATE_PER_MINUTE: dict[CoinGeckoPlan, float] = {
     CoinGeckoPlan.DEMO: 30,
     CoinGeckoPlan.PRO: 500,
 }
+# An admin key a person could guess or brute-force is refused at start-up.
+ADMIN_KEY_MIN_LENGTH = 16
 COINPAPRIKA_FREE_ROOT = "https://api.coinpaprika.com/v1"
 COINPAPRIKA_PAID_ROOT = "https://api-pro.coinpaprika.com/v1"
 
@@ -81,6 +86,9 @@ class Settings(BaseSettings):
     csv_path: Path = SAMPLES_DIR / "markets.csv"
     csv_weird_enabled: bool = True
     csv_weird_path: Path = SAMPLES_DIR / "markets_weird.csv"
+    # A last line without its newline may still be being written: it is read only once its
+    # file has not changed for this long (the checkpoint never passes it).
+    csv_settle_seconds: float = Field(default=30, ge=0)
 
     identity_crosswalk_path: Path | None = None
 
@@ -95,6 +103,8 @@ class Settings(BaseSettings):
     etl_batch_size: int = Field(default=2_000, ge=1, le=10_000)
     etl_lock_lease_seconds: int = Field(default=300, ge=5)
     history_retention_days: int | None = Field(default=None, ge=1)
+    # An observation dated further ahead than this is quarantined (`future_timestamp`).
+    future_tolerance_seconds: int = Field(default=300, ge=0, le=86_400)
 
     # Data quality: schema drift and anomalies
     drift_rename_confidence: float = Field(default=0.8, gt=0, le=1)
@@ -113,6 +123,32 @@ class Settings(BaseSettings):
 
     # Fault injection (tests and drills only; refused when KASPARRO_ENV=production)
     kasparro_faults: str = ""
+
+    @field_validator("admin_api_key", mode="after")
+    @classmethod
+    def _admin_key_strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # Never echo the value, not even its length.
+        if value is not None:
+            key = value.get_secret_value()
+            if not key.strip():
+                raise ValueError("ADMIN_API_KEY is blank: unset it, or set a random key")
+            if len(key) < ADMIN_KEY_MIN_LENGTH:
+                raise ValueError(
+                    f"ADMIN_API_KEY is too short: use at least {ADMIN_KEY_MIN_LENGTH} characters "
+                    "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> Settings:
+        """Every secret this process is configured with is redacted wherever text leaves it."""
+        keys = (self.coingecko_api_key, self.coinpaprika_api_key, self.admin_api_key)
+        found: list[str | None] = [k.get_secret_value() for k in keys if k is not None]
+        if self.redis_url is not None:
+            found.append(_url_password(self.redis_url.get_secret_value()))
+        found.append(_url_password(self.resolved_database_url))
+        redaction.register(found)
+        return self
 
     @model_validator(mode="after")
     def _faults_never_in_production(self) -> Settings:
@@ -150,6 +186,14 @@ class Settings(BaseSettings):
         if self.coinpaprika_base_url:
             return self.coinpaprika_base_url.rstrip("/")
         return COINPAPRIKA_PAID_ROOT if self.coinpaprika_api_key else COINPAPRIKA_FREE_ROOT
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        password = sa.engine.make_url(url).password
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    return str(password) if password else None
 
 
 @lru_cache(maxsize=1)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 SourceName = Literal["coingecko", "coinpaprika", "csv", "csv_weird"]
 SOURCES: tuple[str, ...] = get_args(SourceName)
@@ -21,6 +23,11 @@ Ticker = Annotated[str, StringConstraints(min_length=1, max_length=64, to_upper=
 
 # Zero-width characters some vendors leave in names, deleted by str.translate.
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\ufeff"))
+# What no text column may hold: NUL (PostgreSQL refuses it), other C0 and C1 controls (a stray
+# CR or an escape sequence is damage, not a name), and lone surrogates (undecodable bytes).
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Bitcoin's genesis block: no crypto market observation can be older.
+EARLIEST_OBSERVATION = datetime(2009, 1, 3, tzinfo=UTC)
 
 
 class UnifiedRecord(BaseModel):
@@ -42,6 +49,19 @@ class UnifiedRecord(BaseModel):
     observed_at: datetime
     raw_id: str = Field(min_length=64, max_length=64)
 
+    @field_validator("source_asset_id", "symbol", "name", mode="before")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            bad = _UNSTORABLE.search(value)
+            assert bad is not None
+            raise PydanticCustomError(
+                "unstorable_text",
+                "contains the control or undecodable character {char} at {index}",
+                {"char": repr(bad.group())[1:-1], "index": bad.start()},
+            )
+        return value
+
     @field_validator("name")
     @classmethod
     def _clean_name(cls, value: str) -> str:
@@ -56,7 +76,14 @@ class UnifiedRecord(BaseModel):
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("observed_at must carry a timezone")
-        return value if value.tzinfo is UTC else value.astimezone(UTC)
+        value = value if value.tzinfo is UTC else value.astimezone(UTC)
+        if value < EARLIEST_OBSERVATION:
+            raise PydanticCustomError(
+                "implausible_timestamp",
+                "{when} is before any crypto market existed (2009-01-03)",
+                {"when": value.isoformat()},
+            )
+        return value
 
     def observation(self) -> Observation:
         return Observation(
@@ -110,11 +137,34 @@ class Rejection:
     raw: RawRecord
     reason: str
     source_asset_id: str | None = None
+    # A short, stable class of the reason (`ambiguous_number`, `future_timestamp`, ...).
+    code: str = "invalid"
 
 
 def canonical_json(payload: Any) -> bytes:
-    """One serialization per content, whatever the order of its keys."""
-    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    """One serialization per content, whatever the order of its keys.
+
+    Whatever a source delivered must be storable as it is logged: a NUL (which PostgreSQL's
+    JSONB refuses) and a lone surrogate (which is not UTF-8) are written as visible escapes, so
+    the payload is kept, and its record quarantined, instead of failing the batch.
+    """
+    try:
+        body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # a str with lone surrogates is not UTF-8
+        return orjson.dumps(_escaped(payload), option=orjson.OPT_SORT_KEYS)
+    if b"\\u0000" in body:
+        return orjson.dumps(_escaped(payload), option=orjson.OPT_SORT_KEYS)
+    return body
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    if isinstance(value, dict):
+        return {_escaped(str(k)): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
 
 
 def content_hash(source: str, body: bytes) -> str:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kasparro.config import Settings
 from kasparro.db.engine import create_db_engine
 from kasparro.load.loader import store_raw
 from kasparro.logging import configure_logging
-from kasparro.models import Observation, Rejection, UnifiedRecord
+from kasparro.models import Observation, RawRecord, Rejection, UnifiedRecord
 from kasparro.quality.drift import DriftReport, detect
 from kasparro.sources.base import Batch, Cursor, Source
 from kasparro.sources.registry import build_source
@@ -54,13 +55,33 @@ def prepare(source: Source, batch: Batch, settings: Settings) -> PreparedBatch:
     raws = batch.records
     if drift.renames:
         raws = [replace(raw, payload=drift.apply(raw.payload)) for raw in raws]
-    normalized = [source.normalize(raw) for raw in raws]
+    # Dated ahead of the clock (beyond the tolerance): an upstream clock error or a typo would
+    # otherwise become the latest value for as long as the date stays ahead.
+    horizon = datetime.now(UTC) + timedelta(seconds=settings.future_tolerance_seconds)
+    normalized = [
+        _in_time(original, source.normalize(raw), horizon)
+        for original, raw in zip(batch.records, raws, strict=True)
+    ]
     return PreparedBatch(
         cursor=batch.cursor,
         label=batch.label,
         drift=drift,
         records=[n.observation() for n in normalized if isinstance(n, UnifiedRecord)],
         rejections=[*batch.rejections, *(n for n in normalized if isinstance(n, Rejection))],
+    )
+
+
+def _in_time(
+    raw: RawRecord, record: UnifiedRecord | Rejection, horizon: datetime
+) -> UnifiedRecord | Rejection:
+    if isinstance(record, Rejection) or record.observed_at <= horizon:
+        return record
+    return Rejection(
+        raw=raw,
+        reason=f"observed_at: {record.observed_at.isoformat()} is in the future "
+        f"(later than {horizon.isoformat(timespec='seconds')})",
+        source_asset_id=record.source_asset_id,
+        code="future_timestamp",
     )
 
 

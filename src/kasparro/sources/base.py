@@ -68,15 +68,29 @@ def validate(raw: RawRecord, fields: Mapping[str, Any]) -> UnifiedRecord | Rejec
     try:
         return UnifiedRecord.model_validate({**fields, "source": raw.source, "raw_id": raw.raw_id})
     except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
         reasons = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}"
-            for err in exc.errors(include_url=False)
+            f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in errors
         )
         return Rejection(
             raw=raw,
             reason=reasons,
             source_asset_id=str(source_asset_id) if source_asset_id else None,
+            code=_REASON_CODES.get(errors[0]["type"], "invalid_field"),
         )
+
+
+# Pydantic's error types, as the quarantine reasons they stand for.
+_REASON_CODES = {
+    "unstorable_text": "unstorable_text",
+    "string_unicode": "unstorable_text",
+    "string_too_long": "too_long",
+    "implausible_timestamp": "implausible_timestamp",
+    "greater_than": "invalid_value",
+    "greater_than_equal": "invalid_value",
+    "finite_number": "invalid_value",
+    "missing": "missing_field",
+}
 
 
 def parse_number(value: Any) -> float | None:

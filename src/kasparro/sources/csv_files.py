@@ -4,16 +4,24 @@ Handles: a BOM, CRLF or LF, `,` `;` tab or `|` delimiters (sniffed from the head
 in other words and order (aliases), quoted numbers with thousands separators and currency signs,
 `N/A` and empty values, blank and duplicated lines, mixed-case symbols.
 
-Incremental: the checkpoint holds the byte offset read so far and a hash of those bytes. A file
-that only grew is read from that offset; a file whose read part changed was rewritten and is read
-from the top (idempotent loading makes that safe).
+Numbers are read by `numbers.parse_number`: a form both conventions read differently (`1,234`)
+takes the convention its column proved elsewhere in the file (`0,5`, `1.234,56`), else the
+file's; with no proof, or contradicting proof, it is quarantined as `ambiguous_number`.
+
+Incremental: the checkpoint holds the byte offset read so far, a hash of those bytes and the
+number conventions they proved. A file that only grew is read from that offset; a file whose read
+part changed was rewritten and is read from the top (idempotent loading makes that safe). A last
+line without its newline may be a row still being written: the checkpoint never passes it, and
+it is read only once the file has been still for `settle_seconds`.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +30,8 @@ from typing import Any, BinaryIO
 from kasparro.identity.resolver import slug
 from kasparro.models import RawRecord, Rejection, UnifiedRecord
 from kasparro.sources.base import BadPayload, Batch, Cursor, Source, validate
+from kasparro.sources.numbers import Convention, Evidence, NumberError, is_ambiguous
+from kasparro.sources.numbers import parse_number as parse_text_number
 
 FIELDS = ("symbol", "name", "price_usd", "market_cap_usd", "volume_24h_usd", "date")
 # Header spellings seen in the wild, normalized (lower case, non-alphanumerics as "_").
@@ -43,9 +53,11 @@ ALIASES: Mapping[str, str] = {
     **dict.fromkeys(("date", "day", "as_of", "observed_at", "timestamp", "last_updated"), "date"),
 }
 REQUIRED = ("symbol", "name", "price_usd", "date")
-MISSING = frozenset({"", "n/a", "na", "null", "none", "-", "--", "nan"})
+NUMERIC = ("price_usd", "market_cap_usd", "volume_24h_usd")
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y")
-_CURRENCY = re.compile(r"^(us\$|usd|\$)|(usd|\$)$", re.IGNORECASE)
+# Beside "row" in a payload whose row has ambiguous numbers: the conventions they were read with
+# (proved by the rest of the file), so that a replay of the stored payload reads them alike.
+CONVENTIONS_KEY = "number_conventions"
 
 
 def header_key(text: str) -> str:
@@ -71,28 +83,10 @@ def field_map(header: list[str]) -> dict[str, str]:
     return mapping
 
 
-def parse_csv_number(value: str | None) -> float | None:
-    """`"$1,234.50"`, `1 234,5`, `1.2e-08`, `N/A`: a float, or None when absent."""
-    if value is None:
-        return None
-    text = value.strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
-    if text.lower() in MISSING:
-        return None
-    text = _CURRENCY.sub("", text)
-    if "," in text and "." in text:
-        # Whichever separator comes last is the decimal point.
-        if text.rfind(",") > text.rfind("."):
-            text = text.replace(".", "").replace(",", ".")
-        else:
-            text = text.replace(",", "")
-    elif "," in text:
-        head, _, tail = text.rpartition(",")
-        # "1,234" and "1,234,567" group thousands; "0,5" is a decimal comma.
-        text = text.replace(",", "") if len(tail) == 3 and head else text.replace(",", ".")
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"not a number: {value!r}") from None
+def parse_csv_number(value: str | None, convention: Convention | None = None) -> float | None:
+    """`"$1,234.50"`, `1 234,5`, `1.2e-08`, `N/A`: a float, or None when absent; raises
+    NumberError (`not_a_number`, `ambiguous_number`) when it cannot be read with certainty."""
+    return parse_text_number(value, convention)
 
 
 def parse_csv_date(value: str | None) -> datetime:
@@ -120,36 +114,51 @@ def normalize_row(raw: RawRecord) -> UnifiedRecord | Rejection:
     name = (row.get(columns["name"]) or "").strip()
     source_asset_id = f"{slug(symbol)}-{slug(name)}" if slug(symbol) and slug(name) else None
     fields: dict[str, Any] = {"source_asset_id": source_asset_id, "symbol": symbol, "name": name}
-    errors = []
-    for field in ("price_usd", "market_cap_usd", "volume_24h_usd"):
+    conventions: dict[str, str] = raw.payload.get(CONVENTIONS_KEY) or {}
+    errors: list[str] = []
+    codes: list[str] = []
+    for field in NUMERIC:
         column = columns.get(field)
+        known = conventions.get(field)
         try:
-            fields[field] = parse_csv_number(row.get(column) if column else None)
-        except ValueError as exc:
+            fields[field] = parse_csv_number(
+                row.get(column) if column else None, Convention(known) if known else None
+            )
+        except NumberError as exc:
             errors.append(f"{field}: {exc}")
+            codes.append(exc.code)
     if "price_usd" in fields and fields["price_usd"] is None:
         errors.append("price_usd: missing (a price is never defaulted)")
+        codes.append("missing_price")
     try:
         fields["observed_at"] = parse_csv_date(row.get(columns["date"]))
     except ValueError as exc:
         errors.append(f"observed_at: {exc}")
+        codes.append("bad_timestamp")
     if errors:
-        return Rejection(raw=raw, reason="; ".join(errors), source_asset_id=source_asset_id)
+        return Rejection(
+            raw=raw, reason="; ".join(errors), source_asset_id=source_asset_id, code=codes[0]
+        )
     return validate(raw, fields)
 
 
 class CsvSource(Source):
     """A CSV file, read from its checkpoint; `batch_size` rows per transaction."""
 
-    def __init__(self, name: str, path: Path, batch_size: int = 2_000) -> None:
+    def __init__(
+        self, name: str, path: Path, batch_size: int = 2_000, settle_seconds: float = 30.0
+    ) -> None:
         self.name = name
         self.path = Path(path)
         self.batch_size = batch_size
+        self.settle_seconds = settle_seconds
 
     def normalize(self, raw: RawRecord) -> UnifiedRecord | Rejection:
         return normalize_row(raw)
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
+        if self.path.is_dir():
+            raise BadPayload(f"{self.name}: {self.path} is a directory, not a CSV file")
         if not self.path.is_file():
             raise BadPayload(f"{self.name}: file not found: {self.path}")
         with self.path.open("rb") as handle:
@@ -157,24 +166,40 @@ class CsvSource(Source):
 
     def _read(self, handle: BinaryIO, cursor: Cursor | None) -> Iterator[Batch]:
         header_line = handle.readline()
-        header_text = header_line.decode("utf-8-sig").rstrip("\r\n")
+        try:
+            header_text = header_line.decode("utf-8-sig").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise BadPayload(
+                f"{self.name}: {self.path} is not a UTF-8 text file (is it a CSV at all?)"
+            ) from None
         if not header_text.strip():
             raise BadPayload(f"{self.name}: {self.path} has no header line")
         start = len(header_line)
+        evidence: dict[str, Evidence] = {}
         if cursor and self._unchanged_prefix(handle, cursor, header_text):
             start = int(cursor["offset"])
+            evidence = {f: Evidence(*counts) for f, counts in cursor.get("evidence", {}).items()}
         dialect = _sniff(header_text)
         header = next(csv.reader([header_text], dialect))
-        field_map(header)  # a header we cannot read fails the run, with the reason
+        columns = field_map(header)  # a header we cannot read fails the run, with the reason
+        settled = time.time() - os.fstat(handle.fileno()).st_mtime >= self.settle_seconds
+        found = self._evidence(handle, start, dialect, header, columns, settled)
+        # What the rows before each checkpoint proved: a resumed read adds the rest once.
+        consumed = _merge(evidence, {f: Evidence() for f in found})
+        conventions = _conventions(_merge(evidence, found))
         prefix = hashlib.sha256()
         handle.seek(0)
         _hash_range(handle, prefix, start)
 
-        lines = _LineReader(handle, start)
+        lines = _LineReader(handle, start, read_unterminated=settled)
         reader = csv.reader(lines, dialect)
         records: list[RawRecord] = []
         rejections: list[Rejection] = []
         for values in reader:
+            if lines.last_terminated and len(values) >= len(header):
+                row = dict(zip(header, values, strict=False))
+                for field, seen in consumed.items():
+                    seen.add((row.get(columns[field]),))
             if not any(v.strip() for v in values):
                 continue  # blank lines, or a line of bare delimiters
             if len(values) > len(header) and not any(v.strip() for v in values[len(header) :]):
@@ -182,15 +207,36 @@ class CsvSource(Source):
             if len(values) != len(header):
                 payload = {"line": lines.last_text.rstrip("\r\n"), "line_number": lines.number}
                 reason = f"line {lines.number}: {len(values)} fields, header has {len(header)}"
-                rejections.append(Rejection(RawRecord.of(self.name, payload), reason))
+                rejections.append(
+                    Rejection(RawRecord.of(self.name, payload), reason, code="malformed_line")
+                )
             else:
                 row = dict(zip(header, (v.strip() for v in values), strict=True))
-                records.append(RawRecord.of(self.name, {"row": row}))
+                records.append(RawRecord.of(self.name, _payload(row, columns, conventions)))
             if len(records) + len(rejections) >= self.batch_size:
-                yield self._batch(records, rejections, lines, prefix, header_text)
+                yield self._batch(records, rejections, lines, prefix, header_text, consumed)
                 records, rejections = [], []
         if records or rejections:
-            yield self._batch(records, rejections, lines, prefix, header_text)
+            yield self._batch(records, rejections, lines, prefix, header_text, consumed)
+
+    def _evidence(
+        self,
+        handle: BinaryIO,
+        start: int,
+        dialect: type[csv.Dialect],
+        header: list[str],
+        columns: Mapping[str, str],
+        settled: bool,
+    ) -> dict[str, Evidence]:
+        """What the numbers from `start` on prove about each numeric column's convention."""
+        found = {field: Evidence() for field in NUMERIC if field in columns}
+        for values in csv.reader(_LineReader(handle, start, read_unterminated=settled), dialect):
+            if len(values) < len(header):
+                continue
+            row = dict(zip(header, values, strict=False))
+            for field, seen in found.items():
+                seen.add((row.get(columns[field]),))
+        return found
 
     def _batch(
         self,
@@ -199,12 +245,15 @@ class CsvSource(Source):
         lines: _LineReader,
         prefix: Any,
         header_text: str,
+        evidence: Mapping[str, Evidence],
     ) -> Batch:
         prefix.update(lines.take_consumed())
         cursor = {
             "offset": lines.offset,
             "prefix_sha256": prefix.hexdigest(),
             "header": header_text,
+            # What the rows before `offset` proved: a resumed read must not lose it.
+            "evidence": {f: [e.point, e.comma] for f, e in evidence.items()},
         }
         return Batch(
             records=list(records),
@@ -227,16 +276,53 @@ class CsvSource(Source):
         return digest.hexdigest() == cursor.get("prefix_sha256")
 
 
-class _LineReader:
-    """Feeds decoded lines to csv.reader and tracks the byte offset of what was consumed."""
+def _merge(old: Mapping[str, Evidence], new: Mapping[str, Evidence]) -> dict[str, Evidence]:
+    return {f: old.get(f, Evidence()).merge(e) for f, e in new.items()}
 
-    def __init__(self, handle: BinaryIO, start: int) -> None:
+
+def _conventions(evidence: Mapping[str, Evidence]) -> dict[str, Convention]:
+    """Per numeric column, the convention its own values proved; else the whole file's."""
+    file_wide = Evidence()
+    for seen in evidence.values():
+        file_wide = file_wide.merge(seen)
+    result: dict[str, Convention] = {}
+    for field, seen in evidence.items():
+        known = seen.convention if seen.point or seen.comma else file_wide.convention
+        if known is not None:
+            result[field] = known
+    return result
+
+
+def _payload(
+    row: dict[str, str], columns: Mapping[str, str], conventions: Mapping[str, Convention]
+) -> dict[str, Any]:
+    """The row, with the conventions of its ambiguous numbers when the file proved them."""
+    used = {
+        field: str(conventions[field])
+        for field in NUMERIC
+        if field in conventions and field in columns and is_ambiguous(row.get(columns[field]))
+    }
+    return {"row": row, CONVENTIONS_KEY: used} if used else {"row": row}
+
+
+class _LineReader:
+    """Feeds decoded lines to csv.reader and tracks the byte offset of what was consumed.
+
+    Bytes that are not UTF-8 decode to lone surrogates, which validation refuses: the record is
+    quarantined instead of loaded with replacement characters. A last line without its newline
+    is read only when `read_unterminated`, and is never counted as consumed: the checkpoint
+    stays before it, so a row still being written is read again, whole, later.
+    """
+
+    def __init__(self, handle: BinaryIO, start: int, *, read_unterminated: bool = True) -> None:
         self._handle = handle
         handle.seek(start)
         self.offset = start
         self.number = _count_lines(handle, start)  # the header is line 1
         self.last_text = ""
+        self.last_terminated = True
         self._consumed: list[bytes] = []
+        self._read_unterminated = read_unterminated
 
     def __iter__(self) -> _LineReader:
         return self
@@ -245,10 +331,15 @@ class _LineReader:
         line = self._handle.readline()
         if not line:
             raise StopIteration
-        self.offset += len(line)
         self.number += 1
-        self._consumed.append(line)
-        self.last_text = line.decode("utf-8", errors="replace")
+        self.last_terminated = line.endswith(b"\n")
+        if not self.last_terminated:
+            if not self._read_unterminated:
+                raise StopIteration
+        else:
+            self.offset += len(line)
+            self._consumed.append(line)
+        self.last_text = line.decode("utf-8", errors="surrogateescape")
         return self.last_text
 
     def take_consumed(self) -> bytes:

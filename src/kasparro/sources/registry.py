@@ -16,5 +16,5 @@ def build_source(settings: Settings, name: str) -> Source:
         return CoinPaprikaSource(settings)
     if name in ("csv", "csv_weird"):
         path = settings.csv_path if name == "csv" else settings.csv_weird_path
-        return CsvSource(name, path, settings.etl_batch_size)
+        return CsvSource(name, path, settings.etl_batch_size, settings.csv_settle_seconds)
     raise ValueError(f"unknown source {name!r}")
