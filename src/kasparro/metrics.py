@@ -25,7 +25,7 @@ HTTP_LATENCY = Histogram(
 )
 ETL_RECORDS = Counter(
     "kasparro_etl_records_total",
-    "ETL records by source and outcome (loaded, unchanged, quarantined).",
+    "ETL records by source and outcome (loaded, unchanged, quarantined, revised).",
     ["source", "outcome"],
 )
 ETL_RUNS = Counter(

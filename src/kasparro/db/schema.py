@@ -76,6 +76,31 @@ price_history = sa.Table(
     sa.Index("ix_price_history_asset_id_observed_at", "asset_id", "observed_at"),
 )
 
+# Values a source corrected: the history row holds the newest values, and each value it replaced
+# is kept here with when it was replaced and by which run.
+price_history_revisions = sa.Table(
+    "price_history_revisions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("source_asset_id", sa.String(200), nullable=False),
+    sa.Column("observed_at", UTCDateTime, nullable=False),
+    sa.Column("price_usd", sa.Double, nullable=False),
+    sa.Column("market_cap_usd", sa.Double),
+    sa.Column("volume_24h_usd", sa.Double),
+    sa.Column("ingested_at", UTCDateTime, nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("raw_id", sa.String(64), nullable=False),
+    sa.Column("revised_at", UTCDateTime, nullable=False),
+    sa.Column("revised_run_id", sa.String(36), nullable=False),
+    sa.Index(
+        "ix_price_history_revisions_source_source_asset_id_observed_at",
+        "source",
+        "source_asset_id",
+        "observed_at",
+    ),
+)
+
 etl_runs = sa.Table(
     "etl_runs",
     metadata,
@@ -89,9 +114,13 @@ etl_runs = sa.Table(
     sa.Column("records_loaded", sa.Integer, nullable=False, server_default="0"),
     sa.Column("records_unchanged", sa.Integer, nullable=False, server_default="0"),
     sa.Column("records_quarantined", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("records_revised", sa.Integer, nullable=False, server_default="0"),
     sa.Column("batches_committed", sa.Integer, nullable=False, server_default="0"),
     sa.Column("duration_ms", sa.Integer),
+    # Short and classified: what anyone may see. The detail (driver text, SQL, trace; redacted)
+    # is shown only to an authenticated caller.
     sa.Column("error", sa.Text),
+    sa.Column("error_detail", sa.Text),
     sa.Column("failure_point", sa.String(64)),
     sa.Index("ix_etl_runs_source_started_at", "source", "started_at"),
 )
@@ -126,6 +155,8 @@ quarantine = sa.Table(
     sa.Column("raw_id", sa.String(64), nullable=False),
     sa.Column("source_asset_id", sa.String(200)),
     sa.Column("reason", sa.Text, nullable=False),
+    # A short, stable class of the reason (`ambiguous_number`, `database_rejected`, ...).
+    sa.Column("reason_code", sa.String(32), nullable=False, server_default="invalid"),
     sa.Column("payload", Json, nullable=False),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),

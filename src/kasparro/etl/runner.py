@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from kasparro import metrics
+from kasparro import metrics, redaction
 from kasparro.config import Settings
 from kasparro.db.engine import write_transaction
 from kasparro.db.planner_stats import PlannerStatistics
@@ -28,7 +28,8 @@ from kasparro.etl.lease import Heartbeat, Lease, fail_orphaned_runs, release, re
 from kasparro.etl.prefetch import Prefetcher, start_fork_server
 from kasparro.etl.prepare import PreparedBatch, fetch_prepared
 from kasparro.identity.crosswalk import Crosswalk, load_crosswalk
-from kasparro.load.loader import load_batch, read_checkpoint, save_checkpoint
+from kasparro.load.isolation import load_isolating
+from kasparro.load.loader import read_checkpoint, save_checkpoint
 from kasparro.load.sql import insert_ignore
 from kasparro.logging import get_logger
 from kasparro.models import SOURCES
@@ -78,6 +79,7 @@ class RunResult:
     records_unchanged: int
     records_quarantined: int
     duration_ms: int
+    records_revised: int = 0
     error: str | None = None
     failure_point: str | None = None
 
@@ -156,7 +158,10 @@ def _begin(engine: Engine, settings: Settings, names: list[str], trigger: str) -
 def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> RunResult:
     started = time.monotonic()
     status, error, failure_point = "success", None, None
-    totals = {"processed": 0, "loaded": 0, "unchanged": 0, "quarantined": 0, "linked": 0}
+    totals = dict.fromkeys(
+        ("processed", "loaded", "unchanged", "quarantined", "linked", "revised", "refused"), 0
+    )
+    detail: str | None = None
     planner_stats = PlannerStatistics(engine)
     with structlog.contextvars.bound_contextvars(run_id=lease.run_id, source=name):
         log.info("etl_run_started")
@@ -183,18 +188,26 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
                     faults.hit(name, "after_checkpoint", batch=number, label=label)
                     label = "fetch after " + prepared.label
         except (SourceError, InjectedFault, LeaseLost) as exc:
-            status, error, failure_point = "failed", _redact(str(exc), settings), label
+            status, error, failure_point = "failed", redaction.redact(str(exc)), label
         except Exception as exc:
+            # Anyone may read a run's error: it names the class of failure and where, never
+            # the driver's text or SQL, which go to the log and the authenticated run detail.
             status, failure_point = "failed", label
-            error = _redact(f"{type(exc).__name__}: {exc}", settings)
-            log.error(
-                "etl_run_crashed", error=error, trace=_redact(traceback.format_exc(), settings)
-            )
+            kind = "database error" if isinstance(exc, sa.exc.SQLAlchemyError) else "internal error"
+            error = f"{kind} while loading {label} (run {lease.run_id})"
+            detail = redaction.redact(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            log.error("etl_run_crashed", error=error, detail=detail)
         finally:
             planner_stats.wait()
         duration_ms = int((time.monotonic() - started) * 1000)
+        if status == "success" and totals["refused"]:
+            status = "degraded"
+            error = (
+                f"the database refused {totals['refused']} record(s): quarantined as "
+                "database_rejected, the others loaded"
+            )
         status, error = _finish(
-            engine, settings, lease, name, status, error, failure_point, duration_ms
+            engine, settings, lease, name, status, (error, detail), failure_point, duration_ms
         )
         log.info("etl_run_finished", status=status, error=error, duration_ms=duration_ms, **totals)
         return RunResult(
@@ -205,6 +218,7 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
             records_loaded=totals["loaded"],
             records_unchanged=totals["unchanged"],
             records_quarantined=totals["quarantined"],
+            records_revised=totals["revised"],
             duration_ms=duration_ms,
             error=error,
             failure_point=failure_point,
@@ -226,7 +240,7 @@ def _commit_batch(
         now = datetime.now(UTC)
         if not renew(conn, lease, ttl, now):  # fencing: a lost lease must not write
             raise LeaseLost(f"{source}: lease lost before committing {prepared.label}")
-        outcome = load_batch(
+        outcome, refused = load_isolating(
             conn,
             source=source,
             records=prepared.records,
@@ -247,6 +261,7 @@ def _commit_batch(
                 records_loaded=etl_runs.c.records_loaded + outcome.loaded,
                 records_unchanged=etl_runs.c.records_unchanged + outcome.unchanged,
                 records_quarantined=etl_runs.c.records_quarantined + outcome.quarantined,
+                records_revised=etl_runs.c.records_revised + outcome.revised,
                 batches_committed=etl_runs.c.batches_committed + 1,
             )
         )
@@ -255,6 +270,7 @@ def _commit_batch(
         ("loaded", outcome.loaded),
         ("unchanged", outcome.unchanged),
         ("quarantined", outcome.quarantined),
+        ("revised", outcome.revised),
     ):
         if count:
             metrics.ETL_RECORDS.labels(source, outcome_name).inc(count)
@@ -264,6 +280,8 @@ def _commit_batch(
         "unchanged": outcome.unchanged,
         "quarantined": outcome.quarantined,
         "linked": outcome.linked,
+        "revised": outcome.revised,
+        "refused": refused,
     }
 
 
@@ -296,12 +314,13 @@ def _finish(
     lease: Lease,
     name: str,
     status: str,
-    error: str | None,
+    errors: tuple[str | None, str | None],
     failure_point: str | None,
     duration_ms: int,
 ) -> tuple[str, str | None]:
     """Record how the run ended (a success with quarantining drift is "degraded")."""
     now = datetime.now(UTC)
+    error, detail = errors
     try:
         with write_transaction(engine) as conn:
             if status == "success" and _drift_quarantined(conn, lease.run_id):
@@ -315,12 +334,13 @@ def _finish(
                     finished_at=now,
                     duration_ms=duration_ms,
                     error=error,
+                    error_detail=detail,
                     failure_point=failure_point if status != "success" else None,
                 )
             )
             release(conn, lease)
     except sa.exc.SQLAlchemyError as exc:  # the lease expires; the next run marks this one
-        log.error("etl_run_not_finalized", error=str(exc).splitlines()[0])
+        log.error("etl_run_not_finalized", error=redaction.redact(str(exc).splitlines()[0]))
     _detect_anomalies(engine, settings, lease.run_id, name, now)
     metrics.ETL_RUNS.labels(name, status).inc()
     metrics.ETL_RUN_DURATION.labels(name, status).observe(duration_ms / 1000)
@@ -366,17 +386,3 @@ def _detect_anomalies(
     for anomaly in found:
         log.warning("anomaly", kind=anomaly.kind, detail=anomaly.detail)
         metrics.ANOMALIES.labels(source, anomaly.kind).inc()
-
-
-def _redact(text: str, settings: Settings) -> str:
-    secrets = [
-        s.get_secret_value()
-        for s in (settings.coingecko_api_key, settings.coinpaprika_api_key, settings.admin_api_key)
-        if s is not None and s.get_secret_value()
-    ]
-    password = sa.engine.make_url(settings.resolved_database_url).password
-    if password:
-        secrets.append(str(password))
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    return text

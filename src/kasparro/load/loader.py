@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -21,13 +21,14 @@ from kasparro.db.schema import (
     etl_checkpoints,
     identity_reviews,
     price_history,
-    quarantine,
     raw_payloads,
 )
 from kasparro.identity.crosswalk import Crosswalk
 from kasparro.identity.model import Decision, SourceAsset
 from kasparro.identity.resolver import asset_id_base, lookup_for, resolve
+from kasparro.load.corrections import Stored, apply_corrections, stored_history
 from kasparro.load.identity_store import allocate_asset_ids, fetch_candidates
+from kasparro.load.quarantine import store_quarantine
 from kasparro.load.sql import (
     id_chunks,
     in_list,
@@ -48,6 +49,7 @@ class BatchOutcome:
     new_assets: int
     linked: int  # source assets seen for the first time
     reviews: int
+    revised: int = 0  # stored observations whose values a source corrected
 
 
 def load_batch(
@@ -66,33 +68,54 @@ def load_batch(
 
     `midpoint` runs halfway through the writes: a fault point for recovery drills.
     """
-    latest = _latest_observations(conn, source, [r.source_asset_id for r in records])
-    # A record whose observed_at has not moved is not reprocessed.
-    fresh = [
-        r
-        for r in records
-        if r.source_asset_id not in latest or latest[r.source_asset_id][0] != r.observed_at
-    ]
-    fresh = list({(r.source_asset_id, r.observed_at): r for r in fresh}.values())
+    processed = len(records) + len(rejections)
+    # One record per observation; a later one in the batch corrects an earlier one.
+    unique = list({(r.source_asset_id, r.observed_at): r for r in records}.values())
+    unchanged = len(records) - len(unique)
+    latest = _latest_observations(conn, source, [r.source_asset_id for r in unique])
+    fresh: list[Observation] = []  # observations not stored yet
+    again: list[Observation] = []  # observations stored already, with other values or older
+    for r in unique:
+        known = latest.get(r.source_asset_id)
+        if known is None or r.observed_at > known.observed_at:
+            fresh.append(r)
+        elif r.observed_at == known.observed_at and not known.values.differs(r):
+            unchanged += 1  # the common case, decided without reading history
+        else:
+            again.append(r)
+    stored = stored_history(conn, source, [(r.source_asset_id, r.observed_at) for r in again])
+    corrections: list[tuple[Observation, Stored, bool]] = []
+    for r in again:
+        key = (r.source_asset_id, r.observed_at)
+        known = latest[r.source_asset_id]
+        old = stored.get(key) or (known.values if r.observed_at == known.observed_at else None)
+        if old is None:
+            fresh.append(r)  # an older observation never stored: history gains it
+        elif old.differs(r):
+            corrections.append((r, old, key in stored))
+        else:
+            unchanged += 1
 
-    asset_of = {said: asset_id for said, (_, asset_id) in latest.items()}
+    asset_of = {said: known.asset_id for said, known in latest.items()}
     linked, new_assets, reviews = _link_new_source_assets(
         conn, source, fresh, latest, crosswalk=crosswalk, run_id=run_id, now=now
     )
     asset_of.update(linked)
-    quarantined = _quarantine(conn, source, rejections, run_id, now)
+    quarantined = store_quarantine(conn, source, rejections, run_id, now)
     loaded = _store_history(conn, fresh, asset_of, set(linked), run_id, now)
     midpoint()
     # Source assets linked by this batch were inserted with their newest values already.
     _upsert_latest(conn, [r for r in fresh if r.source_asset_id in latest], run_id, now)
+    apply_corrections(conn, source, corrections, run_id, now)
     return BatchOutcome(
-        processed=len(records) + len(rejections),
+        processed=processed,
         loaded=loaded,
-        unchanged=len(records) - len(fresh),
+        unchanged=unchanged,
         quarantined=quarantined,
         new_assets=new_assets,
         linked=len(linked),
         reviews=reviews,
+        revised=len(corrections),
     )
 
 
@@ -117,23 +140,37 @@ def read_checkpoint(conn: Connection, source: str) -> dict[str, Any] | None:
     return dict(cursor) if cursor is not None else None
 
 
+class Latest(NamedTuple):
+    """A known source asset: its canonical asset and its latest observation."""
+
+    asset_id: str
+    observed_at: datetime
+    values: Stored
+
+
 def _latest_observations(
     conn: Connection, source: str, source_asset_ids: Sequence[str]
-) -> dict[str, tuple[datetime, str]]:
-    """Per known source asset: its latest observed_at and its canonical asset."""
-    latest: dict[str, tuple[datetime, str]] = {}
+) -> dict[str, Latest]:
+    latest: dict[str, Latest] = {}
+    columns = [asset_sources.c[c] for c in Stored._fields]
     for part in id_chunks(conn, sorted(set(source_asset_ids))):
         rows = conn.execute(
             sa.select(
                 asset_sources.c.source_asset_id,
-                asset_sources.c.observed_at,
                 asset_sources.c.asset_id,
+                asset_sources.c.observed_at,
+                *columns,
             ).where(
                 asset_sources.c.source == source,
                 in_list(conn, asset_sources.c.source_asset_id, part),
             )
         )
-        latest.update({said: (observed_at, asset_id) for said, observed_at, asset_id in rows})
+        latest.update(
+            {
+                said: Latest(asset_id, observed_at, Stored(*values))
+                for said, asset_id, observed_at, *values in rows
+            }
+        )
     return latest
 
 
@@ -337,26 +374,3 @@ def store_raw(engine: Engine, source: str, raws: Sequence[RawRecord], run_id: st
     ]
     with write_transaction(engine, serialized=False) as conn:
         return insert_new(conn, raw_payloads, rows, key="raw_id")
-
-
-def _quarantine(
-    conn: Connection, source: str, rejections: Sequence[Rejection], run_id: str, now: datetime
-) -> int:
-    unique = {q.raw.raw_id: q for q in rejections}
-    insert_ignore(
-        conn,
-        quarantine,
-        [
-            {
-                "source": source,
-                "raw_id": q.raw.raw_id,
-                "source_asset_id": q.source_asset_id,
-                "reason": q.reason,
-                "payload": q.raw.body,
-                "run_id": run_id,
-                "created_at": now,
-            }
-            for q in unique.values()
-        ],
-    )
-    return len(rejections)
