@@ -214,9 +214,16 @@ class Run(_Model):
     records_loaded: int
     records_unchanged: int
     records_quarantined: int
+    records_revised: int = Field(
+        description="Stored observations whose values the source corrected (the replaced "
+        "values are kept as revisions)."
+    )
     batches_committed: int
     duration_ms: int | None
-    error: str | None
+    error: str | None = Field(
+        description="How the run failed or degraded, in words: the class of failure and where "
+        "(never driver text or SQL)."
+    )
     failure_point: str | None
 
 
@@ -275,6 +282,11 @@ class AnomalyPage(_Model):
 
 
 class RunDetail(Run):
+    error_detail: str | None = Field(
+        default=None,
+        description="The full error (driver text, statement, trace; secrets redacted). Only "
+        "with a valid X-API-Key; null otherwise.",
+    )
     drift_events: list[DriftEvent] = Field(description="Schema drift the run saw.")
     anomalies: list[Anomaly] = Field(description="Anomalies found when the run finished.")
 

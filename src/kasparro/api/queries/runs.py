@@ -108,6 +108,10 @@ def sources_with_runs(conn: Connection) -> list[str]:
     return [name for name in SOURCES if name in present]
 
 
+# What anyone may read of a run; `error_detail` (driver text, SQL, trace) is for admins only.
+_PUBLIC = [c for c in etl_runs.c if c.name != "error_detail"]
+
+
 def runs_page(
     conn: Connection, *, source: str | None, status: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
@@ -117,7 +121,7 @@ def runs_page(
     if status is not None:
         where.append(etl_runs.c.status == status)
     rows = conn.execute(
-        sa.select(etl_runs)
+        sa.select(*_PUBLIC)
         .where(*where)
         .order_by(etl_runs.c.started_at.desc(), etl_runs.c.run_id.desc())
         .limit(limit)
@@ -126,8 +130,9 @@ def runs_page(
     return [dict(row._mapping) for row in rows], count_rows(conn, etl_runs, where)
 
 
-def run(conn: Connection, run_id: str) -> dict[str, Any] | None:
-    row = conn.execute(sa.select(etl_runs).where(etl_runs.c.run_id == run_id)).first()
+def run(conn: Connection, run_id: str, *, with_detail: bool = False) -> dict[str, Any] | None:
+    columns = etl_runs.c if with_detail else _PUBLIC
+    row = conn.execute(sa.select(*columns).where(etl_runs.c.run_id == run_id)).first()
     return dict(row._mapping) if row is not None else None
 
 

@@ -48,6 +48,14 @@ def require_admin(
         raise ProblemError(403, "the X-API-Key header is not the admin API key", slug="bad-api-key")
 
 
+def is_admin(settings: SettingsDep, sent: str | None) -> bool:
+    """True when a key is configured and `sent` is it (for what only admins may read)."""
+    configured = settings.admin_api_key.get_secret_value() if settings.admin_api_key else ""
+    return bool(configured and sent) and hmac.compare_digest(
+        (sent or "").encode(), configured.encode()
+    )
+
+
 @router.post(
     "/etl/run",
     status_code=status.HTTP_202_ACCEPTED,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Security
 from sqlalchemy.engine import Connection
 
 from kasparro.api.errors import ProblemError, problem_responses
 from kasparro.api.queries import events as events_queries
 from kasparro.api.queries import runs as runs_queries
-from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, page_meta
+from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, SettingsDep, page_meta
+from kasparro.api.routes.etl import api_key_header, is_admin
 from kasparro.api.schemas import (
     Anomaly,
     AssetChanges,
@@ -33,8 +34,10 @@ CHANGES_LISTED = 100
 MOVES_LISTED = 10
 
 
-def _run_or_404(conn: Connection, run_id: str, param: str = "run_id") -> dict[str, Any]:
-    found = runs_queries.run(conn, run_id)
+def _run_or_404(
+    conn: Connection, run_id: str, param: str = "run_id", *, with_detail: bool = False
+) -> dict[str, Any]:
+    found = runs_queries.run(conn, run_id, with_detail=with_detail)
     if found is None:
         raise ProblemError(404, f"no run with id {run_id!r} ({param})", slug="run-not-found")
     return found
@@ -152,11 +155,17 @@ def compare_runs(
     summary="One ETL run, with its drift and anomalies",
     responses=problem_responses(404, 422, 429, 500, 503),
 )
-def get_run(engine: EngineDep, run_id: RunId) -> RunDetail:
+def get_run(
+    engine: EngineDep,
+    settings: SettingsDep,
+    run_id: RunId,
+    key: Annotated[str | None, Security(api_key_header)] = None,
+) -> RunDetail:
     """Every recorded column of the run, its error and failure point included (where it failed
-    and why), the schema drift it saw and the anomalies found when it finished."""
+    and why), the schema drift it saw and the anomalies found when it finished. With the admin
+    key, also the full error detail."""
     with engine.connect() as conn:
-        found = _run_or_404(conn, run_id)
+        found = _run_or_404(conn, run_id, with_detail=is_admin(settings, key))
         found["drift_events"] = events_queries.run_events(conn, drift_events, run_id)
         found["anomalies"] = events_queries.run_events(conn, anomalies, run_id)
     return RunDetail.model_validate(found)
