@@ -25,6 +25,7 @@ from kasparro.fakes.faults import (
     html_page,
     json_response,
     truncated,
+    with_extra_items,
 )
 
 VENDOR: Vendor = "coingecko"
@@ -242,9 +243,12 @@ def coingecko_app(state: FakeState) -> Starlette:
         if rate != 1.0:
             chunk = [_convert(item, rate) for item in chunk]
         chunk = drifted(chunk, state.drifts(VENDOR, page))
+        body = orjson.dumps(chunk)
+        if len(chunk) < per_page and not ids:  # the last page carries the extra items
+            body = with_extra_items(body, state.extra_items.get(VENDOR, []))
         if fault is not None and fault.kind == "truncated":
-            return truncated(orjson.dumps(chunk))
-        return json_response(chunk)
+            return truncated(body)
+        return Response(body, media_type="application/json")
 
     routes = [
         Route(f"{PREFIX}/ping", ping),

@@ -25,6 +25,7 @@ from kasparro.fakes.faults import (
     html_page,
     json_response,
     truncated,
+    with_extra_items,
 )
 
 VENDOR: Vendor = "coinpaprika"
@@ -126,6 +127,7 @@ def coinpaprika_app(state: FakeState) -> Starlette:
             body = state.universe.coinpaprika_bytes(
                 free_plan=free, limit=FREE_PLAN_LIMIT if free else None
             )
+        body = with_extra_items(body, state.extra_items.get(VENDOR, []))
         if fault is not None and fault.kind == "truncated":
             return truncated(body)
         return body_response(body)

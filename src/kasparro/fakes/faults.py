@@ -99,6 +99,9 @@ class FakeState:
     coinpaprika_rate_limit: float | None = None  # calls per second; None: no limit
     coinpaprika_quota: int | None = None  # calls in all (the monthly quota); then 402
     faults: list[Fault] = field(default_factory=list)
+    # Per vendor, raw JSON objects served after the universe's items, exactly as given (bytes
+    # that are not UTF-8, `\u0000`, `1e400` included): hostile records for tests and the soak.
+    extra_items: dict[str, list[bytes]] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -238,6 +241,15 @@ def drifted(items: list[dict[str, Any]], drifts: list[Fault]) -> list[dict[str, 
 
 
 # --- admin routes ---------------------------------------------------------------------------------
+
+
+def with_extra_items(body: bytes, extra: list[bytes]) -> bytes:
+    """A JSON array's bytes with `extra` raw items appended."""
+    if not extra:
+        return body
+    head = body.rstrip()[:-1].rstrip()
+    separator = b"" if head.endswith(b"[") else b","
+    return head + separator + b",".join(extra) + b"]"
 
 
 def json_response(

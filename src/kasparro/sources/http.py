@@ -5,6 +5,7 @@ Vendors decide what a response means (`Classifier`); this module decides what to
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -123,6 +124,7 @@ class UpstreamClient:
         retry policy, and the items already yielded are skipped.
         """
         yielded = 0
+        tolerant = False
         retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, SourceError) and e.retriable),
             stop=stop_after_attempt(self._policy.max_attempts)
@@ -133,7 +135,19 @@ class UpstreamClient:
         )
         for attempt in retrying:
             with attempt:
-                for index, item in enumerate(self._stream_once(path, params)):
+                if not tolerant:
+                    try:
+                        for index, item in enumerate(self._stream_once(path, params)):
+                            if index >= yielded:
+                                yielded += 1
+                                yield item
+                        return
+                    except _NotStrictJson:
+                        # An item the strict parser refuses (bytes that are not UTF-8, a lone
+                        # surrogate escape, 1e400) must not cost the whole body: read it again,
+                        # leniently, and let validation quarantine that item alone.
+                        tolerant = True
+                for index, item in enumerate(self._tolerant_once(path, params)):
                     if index >= yielded:
                         yielded += 1
                         yield item
@@ -150,7 +164,9 @@ class UpstreamClient:
                     if error is not None:
                         error.args = (self._redact(str(error)),)
                         raise error
-                chunks = _expect_array(response.iter_bytes(chunk_size=1 << 16), self.vendor, path)
+                chunks = _no_surrogate_escapes(
+                    _expect_array(response.iter_bytes(chunk_size=1 << 16), self.vendor, path)
+                )
                 for item in ijson.items(_ChunkReader(chunks), "item", use_float=True):
                     if not isinstance(item, dict):
                         raise BadPayload(
@@ -159,7 +175,9 @@ class UpstreamClient:
                         )
                     count += 1
                     yield item
-        except ijson.JSONError as exc:
+        except (ijson.JSONError, UnicodeDecodeError) as exc:
+            if _lexical(exc):
+                raise _NotStrictJson from None
             # Truncated or not JSON at all (an HTML page with a 200): worth another try.
             raise UpstreamUnavailable(
                 f"{self.vendor}: {path}: body is not a complete JSON array "
@@ -172,6 +190,37 @@ class UpstreamClient:
                 f"{self.vendor}: cannot reach {self._http.base_url.host} "
                 f"({self._redact(str(exc)) or type(exc).__name__})"
             ) from None
+
+    def _tolerant_once(
+        self, path: str, params: Mapping[str, Any] | None
+    ) -> Iterator[dict[str, Any]]:
+        """The whole body, parsed leniently: bytes that are not UTF-8 become lone surrogates,
+        NaN and out-of-range numbers become floats; validation refuses each such item alone."""
+        if self._limiter is not None:
+            self._limiter.try_acquire(self.vendor)
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(f"{self.vendor}: {type(exc).__name__}") from None
+        error = self._classify(response)
+        if error is not None:
+            error.args = (self._redact(str(error)),)
+            raise error
+        try:
+            items = lenient_json(response.content)
+        except ValueError as exc:
+            raise UpstreamUnavailable(
+                f"{self.vendor}: {path}: body is not JSON ({redaction.excerpt(str(exc), 120)})"
+            ) from None
+        if not isinstance(items, list):
+            raise BadPayload(f"{self.vendor}: {path}: expected a JSON array")
+        for count, item in enumerate(items, start=1):
+            if not isinstance(item, dict):
+                raise BadPayload(
+                    f"{self.vendor}: {path}: item {count} is a {type(item).__name__}, "
+                    "expected an object"
+                )
+            yield item
 
     def _get_once(self, path: str, params: Mapping[str, Any] | None) -> Any:
         if self._limiter is not None:
@@ -192,6 +241,10 @@ class UpstreamClient:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
+            pass
+        try:  # one value the strict parser refuses must not cost the whole body
+            return lenient_json(response.content)
+        except ValueError:
             # A 200 that is not JSON: a proxy's HTML page or a truncated body. Worth another try.
             raise UpstreamUnavailable(
                 f"{self.vendor}: HTTP {response.status_code} body is not JSON: "
@@ -236,6 +289,38 @@ def _expect_array(chunks: Iterator[bytes], vendor: str, path: str) -> Iterator[b
         yield head
         break
     yield from chunks
+
+
+def lenient_json(body: bytes) -> Any:
+    """JSON as a lenient parser reads it: bytes that are not UTF-8 become lone surrogates, NaN
+    and out-of-range numbers become floats. Validation then refuses each such value, so the one
+    item holding it is quarantined instead of the whole body being lost. Raises ValueError."""
+    return json.loads(body.decode("utf-8", "surrogateescape"))
+
+
+# A UTF-16 surrogate written as an escape: the strict parser turns a lone one into "?" silently.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _no_surrogate_escapes(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    tail = b""
+    for chunk in chunks:
+        if _SURROGATE_ESCAPE.search(tail + chunk[:8]) or _SURROGATE_ESCAPE.search(chunk):
+            raise _NotStrictJson
+        tail = chunk[-8:]
+        yield chunk
+
+
+class _NotStrictJson(Exception):
+    """A complete body the strict streaming parser cannot read, though a lenient one might."""
+
+
+def _lexical(exc: Exception) -> bool:
+    """Whether the strict parser stopped at a value it refuses, not at a cut-off body."""
+    if isinstance(exc, UnicodeDecodeError):
+        return True
+    text = str(exc)
+    return "invalid bytes in UTF8" in text or "overflow" in text or "invalid char" in text
 
 
 class _ChunkReader:
