@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
+from kasparro.db import schema
 from kasparro.db.migrate import downgrade, upgrade
 from kasparro.db.schema import metadata
 
@@ -45,3 +48,52 @@ def test_replicas_migrating_at_once_do_not_race(
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_0003_moves_impossible_dates_out_of_history(database_url: str, engine: Engine) -> None:
+    downgrade(database_url, "0002")
+    good, future = datetime(2026, 1, 2, tzinfo=UTC), datetime(2099, 1, 1, tzinfo=UTC)
+    row = {"source": "csv", "source_asset_id": "aaa-alpha", "asset_id": "aaa", "run_id": "r"}
+    values = {"market_cap_usd": None, "volume_24h_usd": None, "ingested_at": good}
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(schema.assets).values(
+                asset_id="aaa", symbol="AAA", name="Alpha", created_at=good, created_run_id="r"
+            )
+        )
+        for raw_id, when, price in (("a" * 64, good, 1.5), ("b" * 64, future, 999.0)):
+            conn.execute(
+                sa.insert(schema.raw_payloads).values(
+                    raw_id=raw_id, source="csv", payload={"p": price}, run_id="r", fetched_at=good
+                )
+            )
+            conn.execute(
+                sa.insert(schema.price_history).values(
+                    **row, **values, observed_at=when, price_usd=price, raw_id=raw_id
+                )
+            )
+        conn.execute(
+            sa.insert(schema.asset_sources).values(
+                **row,
+                **values,
+                symbol="AAA",
+                name="Alpha",
+                price_usd=999.0,
+                observed_at=future,
+                raw_id="b" * 64,
+                match_method="new",
+                match_score=1.0,
+            )
+        )
+    upgrade(database_url)
+    with engine.connect() as conn:
+        latest = conn.execute(sa.select(schema.asset_sources)).one()
+        history = conn.execute(sa.select(schema.price_history.c.price_usd)).scalars().all()
+        moved = conn.execute(sa.select(schema.quarantine)).one()
+    assert (latest.price_usd, latest.observed_at) == (1.5, good)
+    assert history == [1.5]
+    assert (moved.reason_code, moved.raw_id, moved.payload) == (
+        "future_timestamp",
+        "b" * 64,
+        {"p": 999.0},
+    )
