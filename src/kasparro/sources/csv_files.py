@@ -180,8 +180,11 @@ class CsvSource(Source):
             start = int(cursor["offset"])
             evidence = {f: Evidence(*counts) for f, counts in cursor.get("evidence", {}).items()}
         dialect = _sniff(header_text)
-        header = next(csv.reader([header_text], dialect))
-        columns = field_map(header)  # a header we cannot read fails the run, with the reason
+        try:
+            header = next(csv.reader([header_text], dialect))
+            columns = field_map(header)  # a header we cannot read fails the run, with the reason
+        except (csv.Error, BadPayload) as exc:
+            raise BadPayload(f"{self.name}: {self.path}: header line: {exc}") from None
         settled = time.time() - os.fstat(handle.fileno()).st_mtime >= self.settle_seconds
         found = self._evidence(handle, start, dialect, header, columns, settled)
         # What the rows before each checkpoint proved: a resumed read adds the rest once.
@@ -192,32 +195,40 @@ class CsvSource(Source):
         _hash_range(handle, prefix, start)
 
         lines = _LineReader(handle, start, read_unterminated=settled)
-        reader = csv.reader(lines, dialect)
         records: list[RawRecord] = []
         rejections: list[Rejection] = []
-        for values in reader:
-            if lines.last_terminated and len(values) >= len(header):
-                row = dict(zip(header, values, strict=False))
-                for field, seen in consumed.items():
-                    seen.add((row.get(columns[field]),))
-            if not any(v.strip() for v in values):
-                continue  # blank lines, or a line of bare delimiters
-            if len(values) > len(header) and not any(v.strip() for v in values[len(header) :]):
-                values = values[: len(header)]  # a trailing delimiter
-            if len(values) != len(header):
-                payload = {"line": lines.last_text.rstrip("\r\n"), "line_number": lines.number}
-                reason = f"line {lines.number}: {len(values)} fields, header has {len(header)}"
-                rejections.append(
-                    Rejection(RawRecord.of(self.name, payload), reason, code="malformed_line")
-                )
+        for values in _records(lines, dialect):
+            rejection = None
+            if isinstance(values, csv.Error):
+                # A stray CR in an unquoted field, an open quote running past the field limit:
+                # that record is quarantined and the rest of the file is read on.
+                rejection = self._malformed(lines, f"line {lines.number}: {values}")
             else:
-                row = dict(zip(header, (v.strip() for v in values), strict=True))
-                records.append(RawRecord.of(self.name, _payload(row, columns, conventions)))
+                if lines.committed and len(values) >= len(header):
+                    row = dict(zip(header, values, strict=False))
+                    for field, seen in consumed.items():
+                        seen.add((row.get(columns[field]),))
+                if not any(v.strip() for v in values):
+                    continue  # blank lines, or a line of bare delimiters
+                if len(values) > len(header) and not any(v.strip() for v in values[len(header) :]):
+                    values = values[: len(header)]  # a trailing delimiter
+                if len(values) != len(header):
+                    reason = f"line {lines.number}: {len(values)} fields, header has {len(header)}"
+                    rejection = self._malformed(lines, reason)
+                else:
+                    row = dict(zip(header, (v.strip() for v in values), strict=True))
+                    records.append(RawRecord.of(self.name, _payload(row, columns, conventions)))
+            if rejection is not None:
+                rejections.append(rejection)
             if len(records) + len(rejections) >= self.batch_size:
                 yield self._batch(records, rejections, lines, prefix, header_text, consumed)
                 records, rejections = [], []
         if records or rejections:
             yield self._batch(records, rejections, lines, prefix, header_text, consumed)
+
+    def _malformed(self, lines: _LineReader, reason: str) -> Rejection:
+        payload = {"line": lines.last_text.rstrip("\r\n"), "line_number": lines.number}
+        return Rejection(RawRecord.of(self.name, payload), reason, code="malformed_line")
 
     def _evidence(
         self,
@@ -230,8 +241,8 @@ class CsvSource(Source):
     ) -> dict[str, Evidence]:
         """What the numbers from `start` on prove about each numeric column's convention."""
         found = {field: Evidence() for field in NUMERIC if field in columns}
-        for values in csv.reader(_LineReader(handle, start, read_unterminated=settled), dialect):
-            if len(values) < len(header):
+        for values in _records(_LineReader(handle, start, read_unterminated=settled), dialect):
+            if isinstance(values, csv.Error) or len(values) < len(header):
                 continue
             row = dict(zip(header, values, strict=False))
             for field, seen in found.items():
@@ -321,8 +332,10 @@ class _LineReader:
         self.number = _count_lines(handle, start)  # the header is line 1
         self.last_text = ""
         self.last_terminated = True
+        # True once the end of the file (or of what may be read of it) has been reached.
+        self.exhausted = False
         self._consumed: list[bytes] = []
-        self._read_unterminated = read_unterminated
+        self.read_unterminated = read_unterminated
 
     def __iter__(self) -> _LineReader:
         return self
@@ -330,11 +343,13 @@ class _LineReader:
     def __next__(self) -> str:
         line = self._handle.readline()
         if not line:
+            self.exhausted = True
             raise StopIteration
         self.number += 1
         self.last_terminated = line.endswith(b"\n")
         if not self.last_terminated:
-            if not self._read_unterminated:
+            if not self.read_unterminated:
+                self.exhausted = True
                 raise StopIteration
         else:
             self.offset += len(line)
@@ -342,10 +357,46 @@ class _LineReader:
         self.last_text = line.decode("utf-8", errors="surrogateescape")
         return self.last_text
 
+    @property
+    def committed(self) -> bool:
+        """True when the record just read ends before `offset` (a checkpoint may pass it)."""
+        return self.last_terminated and not self.exhausted
+
+    def mark(self) -> tuple[int, int]:
+        return self.offset, len(self._consumed)
+
+    def rewind(self, mark: tuple[int, int]) -> None:
+        """Un-consume what was read since `mark` (the checkpoint stays before it)."""
+        self.offset, consumed = mark
+        del self._consumed[consumed:]
+
     def take_consumed(self) -> bytes:
         data = b"".join(self._consumed)
         self._consumed.clear()
         return data
+
+
+def _records(lines: _LineReader, dialect: type[csv.Dialect]) -> Iterator[list[str] | csv.Error]:
+    """The file's records from `lines`, a record csv cannot parse as its error.
+
+    A record the end of the file cuts short (an open quote) may still be being written: like an
+    unterminated last line, it is never consumed, and is read only when `lines` may read one.
+    """
+    reader = csv.reader(lines, dialect)
+    while True:
+        mark = lines.mark()
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield exc
+            continue
+        if lines.exhausted:
+            lines.rewind(mark)
+            if not lines.read_unterminated:
+                return
+        yield values
 
 
 def _sniff(header: str) -> type[csv.Dialect]:

@@ -16,7 +16,12 @@ from enum import StrEnum
 
 MISSING = frozenset({"", "n/a", "na", "null", "none", "-", "--", "nan", "#n/a"})
 # Spaces and apostrophes people and spreadsheets put between digit groups.
-_GROUP_SPACES = dict.fromkeys(map(ord, " \u00a0\u2009\u202f\u2007'’"), None)
+_SPACES = " \u00a0\u2009\u202f\u2007'’"
+_GROUP_SPACES = dict.fromkeys(map(ord, _SPACES), None)
+# Digits a space apart, and the one place that may happen: between the whole part's groups
+# (`1 234 567,5`). `10 20` is two numbers, or a typo; either way not 1020.
+_SPACED_DIGITS = re.compile(rf"[0-9][{_SPACES}]+[0-9]")
+_SPACE_GROUPED = re.compile(rf"(?<![0-9.,])[1-9][0-9]{{0,2}}(?:[{_SPACES}][0-9]{{3}})+(?![0-9])")
 _CURRENCY = re.compile(r"^(?:us\$|usd|\$)|(?:usd|\$)$", re.IGNORECASE)
 _SHAPE = re.compile(r"^(?P<body>[0-9.,]*[0-9][0-9.,]*)(?P<exp>[eE][-+]?[0-9]+)?$")
 # Digit groups: 1 to 3 digits (not starting with 0), then groups of exactly 3.
@@ -44,6 +49,10 @@ class _Reading:
 
 
 def _read(text: str) -> _Reading:
+    groups = [m.span() for m in _SPACE_GROUPED.finditer(text)]
+    for spaced in _SPACED_DIGITS.finditer(text):
+        if not any(a <= spaced.start() and spaced.end() <= b for a, b in groups):
+            raise NumberError("not_a_number", f"not a number: {text!r}")
     core = text.strip().translate(_GROUP_SPACES)
     sign = ""
     if core[:1] in ("-", "+"):
