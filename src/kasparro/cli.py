@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from kasparro.config import get_settings
+from kasparro.config import Settings, get_settings
 
 app = typer.Typer(help="Kasparro: unified crypto market data, self-hosted.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations and maintenance.", no_args_is_help=True)
@@ -37,7 +39,7 @@ def serve(
     from kasparro.db.migrate import MigrationNotPermitted
     from kasparro.serve import serve as serve_api
 
-    settings = get_settings()
+    settings = _settings()
     try:
         serve_api(settings, host or settings.api_host, port or settings.api_port)
     except MigrationNotPermitted as exc:
@@ -52,6 +54,7 @@ def demo(
     """Start both fake upstreams, then the service fed by them: all four sources populated."""
     from kasparro.demo import run_demo
 
+    _settings()  # refused settings: a plain message, before anything starts
     run_demo(coins=coins, port=port)
 
 
@@ -60,7 +63,7 @@ def db_upgrade() -> None:
     """Apply every pending migration (the same path `serve` takes at start)."""
     from kasparro.db.migrate import MigrationNotPermitted, upgrade
 
-    settings = get_settings()
+    settings = _settings()
     try:
         upgrade(settings.resolved_database_url)
     except MigrationNotPermitted as exc:
@@ -78,7 +81,7 @@ def db_prune_history(
     from kasparro.db.engine import create_db_engine
     from kasparro.db.retention import prune_history
 
-    settings = get_settings()
+    settings = _settings()
     days = older_than_days or settings.history_retention_days
     if not days:
         raise typer.BadParameter("give --older-than-days or set HISTORY_RETENTION_DAYS")
@@ -93,7 +96,7 @@ def db_partition_history() -> None:
     from kasparro.db.engine import create_db_engine
     from kasparro.db.retention import ensure_partitions, partition_price_history
 
-    settings = get_settings()
+    settings = _settings()
     engine = create_db_engine(settings.resolved_database_url)
     if engine.dialect.name != "postgresql":
         raise typer.BadParameter("partitioning needs PostgreSQL (DATABASE_URL)")
@@ -121,7 +124,7 @@ def etl_run(
     )
     from kasparro.logging import configure_logging
 
-    settings = get_settings()
+    settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     warm_up()  # while the migrations are checked
     if settings.migrate_on_start:
@@ -172,9 +175,22 @@ def etl_run(
         raise typer.Exit(2)
 
 
-def _exit_with(message: str) -> None:
-    """A plain message naming the cause, no traceback; exit status 1."""
-    console.print(f"[red]error:[/] {message}")
+def _settings() -> Settings:
+    """The settings, or exit with a plain message saying what is wrong (never a value)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(message if name in message else f"{name}: {message}")
+        _exit_with("invalid settings: " + "; ".join(problems))
+
+
+def _exit_with(message: str) -> NoReturn:
+    """A plain message naming the cause, on one line, no traceback; exit status 1."""
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(1)
 
 

@@ -50,8 +50,13 @@ class Settings(BaseSettings):
     """Kasparro's configuration; every field is documented in `.env.example`."""
 
     # A variable set but empty (`COINGECKO_API_KEY=` in a .env) means unset, not "".
+    # An error never quotes the value it refuses: that value may be a key.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
+        hide_input_in_errors=True,
     )
 
     # Runtime

@@ -23,14 +23,17 @@ def _redact_secrets(
 
 
 class _CurrentStderr:
-    """Writes to whatever sys.stderr is at the time of writing, not when logging was set up.
+    """Writes, redacted, to whatever sys.stderr is at the time of writing, not when logging
+    was set up.
 
     Test runners and embedding programs swap sys.stderr; a stream bound at set-up time
     would later be a closed file, and every log call would raise.
     """
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        # The last gate for every line, structlog's and the standard library's (httpx, uvicorn,
+        # tracebacks): no piece of a configured secret leaves by stderr.
+        return sys.stderr.write(redaction.redact(text))
 
     def flush(self) -> None:
         sys.stderr.flush()

@@ -65,14 +65,21 @@ def redact(text: str) -> str:
 
 
 def redact_value(value: object) -> object:
-    """Strings redacted inside nested lists, tuples and dicts; other values as they are."""
+    """Strings redacted inside nested lists, tuples and dicts; other values as they are, unless
+    their text (an exception, a URL object) holds a secret: then that text, redacted."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
         return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_make"):  # a named tuple
+        return value._make(redact_value(v) for v in value)
     if isinstance(value, list | tuple):
         return type(value)(redact_value(v) for v in value)
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = str(value)
+    redacted = redact(text)
+    return value if redacted == text else redacted
 
 
 def excerpt(text: str, limit: int) -> str:
