@@ -1,6 +1,6 @@
 """`make bench`: the load, API and soak benchmarks in turn, on scratch PostgreSQL databases.
 
-    python -m bench [load|api|soak]...
+    python -m bench [load|api|soak|hostile]...
 
 Each prints its own figures; a summary of the targets closes the run. Needs PostgreSQL
 (BENCH_POSTGRES_URL, default postgresql+psycopg://postgres@127.0.0.1:5432/postgres) and, for the
@@ -13,12 +13,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import api, load, soak
+from bench import api, hostile_soak, load, soak
 
 BENCHMARKS: dict[str, Callable[[list[str]], dict[str, Any]]] = {
     "load": load.main,
     "api": api.main,
     "soak": soak.main,
+    "hostile": hostile_soak.main,
 }
 
 
@@ -47,6 +48,13 @@ def main(argv: list[str]) -> int:
         print(
             f"  soak: {r['kills']} kills, lost {sum(r['lost'].values())}, "
             f"duplicated {sum(r['extra'].values())} (0 and 0)"
+        )
+    if "hostile" in results:
+        r = results["hostile"]
+        print(
+            f"  hostile soak: {r['hostile']} hostile records, {r['not_quarantined']} not "
+            f"quarantined, {r['wrong']} wrong values served, {r['lost']} good records lost, "
+            f"{r['pieces']} secret pieces seen (all 0)"
         )
     return 0
 
