@@ -1,9 +1,11 @@
 """Property-based conformance: schemathesis generates requests from /openapi.json and runs every
 check on the answers (status codes, content types, response schemas, server errors, negative and
-positive data, auth, unsupported methods...). SQLite, with the sample CSV files loaded."""
+positive data, auth, unsupported methods...), and ours: an error is a problem document that
+quotes no control character back. SQLite, with the sample CSV files loaded."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,30 @@ include-path = "/data"
 include-method = "GET"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "429"]
 """
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+@schemathesis.check
+def errors_are_problems_quoting_no_control_character(ctx: Any, response: Any, case: Any) -> None:
+    """Negative data carries control characters: an answer must never send them back."""
+    if response.status_code < 400 or case.path == "/health":  # /health's 503 is a Health
+        return
+    content_type = response.headers.get("content-type", [""])
+    assert "application/problem+json" in str(content_type), content_type
+    quoted = [s for s in _strings(response.json()) if _CONTROL.search(s)]
+    assert not quoted, quoted
 
 
 @pytest.fixture(scope="module")

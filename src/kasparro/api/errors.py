@@ -240,12 +240,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
-    """Declare every error response as application/problem+json (FastAPI says application/json)."""
+    """Declare every error response as application/problem+json (FastAPI says application/json),
+    and the 400 every operation may answer: the middleware refuses unacceptable parameters
+    (not UTF-8, control characters, over-long) before any route runs."""
     ref = "#/components/schemas/Problem"
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             if not isinstance(operation, dict):
                 continue
+            operation.setdefault("responses", {}).setdefault(
+                "400",
+                {
+                    "description": _DESCRIPTIONS[400],
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": ref}}},
+                },
+            )
             for code, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 json_content = content.get("application/json")

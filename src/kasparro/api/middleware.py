@@ -10,6 +10,8 @@ error handling.
   The client is the admin API key when a valid one is sent, else the peer address (uvicorn's
   proxy-header handling, FORWARDED_ALLOW_IPS, decides what that is). /health, /livez, /readyz
   and /metrics are exempt.
+- Input: a query or path parameter that is not UTF-8, holds a control character or is
+  over-long is refused with a 400 problem naming it, before any route (see inputs.py).
 - An exception no handler took becomes a 500 problem (logged with its traceback, never sent).
 """
 
@@ -23,10 +25,12 @@ import time
 import uuid
 
 import structlog
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kasparro import metrics
 from kasparro.api.errors import error_response, problem_response
+from kasparro.api.inputs import BadParameter, check_request, printable
 from kasparro.api.ratelimit import DEFAULT_KEY_PREFIX, RateLimit
 from kasparro.logging import get_logger
 
@@ -94,6 +98,8 @@ class RequestContextMiddleware:
                         retry_after=seconds,
                     )
                     await response(scope, receive, send_with_id)
+                elif bad := check_request(scope):
+                    await _bad_parameter(scope, bad)(scope, receive, send_with_id)
                 else:
                     await self.app(scope, receive, send_with_id)
             except Exception as exc:
@@ -126,6 +132,22 @@ class RequestContextMiddleware:
             return "key:" + hashlib.sha256(self._admin_key).hexdigest()[:16]
         client = scope.get("client")
         return "ip:" + (str(client[0]) if client else "unknown")
+
+
+def _bad_parameter(scope: Scope, bad: BadParameter) -> Response:
+    # The problem's `instance` is the path as sent, escaped: the decoded one may hold the very
+    # characters refused.
+    raw = scope.get("raw_path")
+    sent = raw.decode("latin-1") if isinstance(raw, bytes) else str(scope.get("path", ""))
+    return problem_response(
+        {**scope, "path": printable(sent, 256)},
+        400,
+        f"invalid parameter `{bad.name}`: {bad.message}",
+        slug="invalid-parameter",
+        title="Invalid request parameter",
+        param=bad.name,
+        errors=[{"name": bad.name, "location": bad.location, "message": bad.message}],
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from kasparro.db.retry import install_read_retry
 from kasparro.db.types import json_text
 
 # Every write transaction takes this advisory lock on PostgreSQL, so identity resolution of
@@ -25,7 +26,9 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         return _sqlite_engine(url, **kwargs)
     if parsed.drivername == "postgresql" or parsed.drivername == "postgres":
         url = str(parsed.set(drivername="postgresql+psycopg"))
-    return sa.create_engine(url, pool_pre_ping=True, json_serializer=json_text, **kwargs)
+    engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=json_text, **kwargs)
+    install_read_retry(engine)
+    return engine
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -76,7 +76,10 @@ def _execute_read(execute: Callable[[Any], None], cursor: Any, context: Executio
         return True
     except context.dialect.loaded_dbapi.Error as exc:
         conn = context.root_connection
-        if not (_retryable(context) and context.dialect.is_disconnect(exc, None, cursor)):
+        dbapi_connection = conn.connection.dbapi_connection
+        if not (
+            _retryable(context) and context.dialect.is_disconnect(exc, dbapi_connection, cursor)
+        ):
             raise
     READ_RETRIES.labels("sqlalchemy").inc()
     log.warning("db_read_retried", driver="sqlalchemy")
@@ -102,8 +105,8 @@ def _retryable(context: ExecutionContext) -> bool:
 
 @dataclass
 class _PoolState:
-    down: bool = False  # a fresh connection failed: the pool is reconnecting with backoff
-    fresh_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    fresh_slots: asyncio.Semaphore  # fresh connections at once, at most the pool's size
+    down: bool = False  # a fresh connection failed: the pool is reconnecting, with backoff
 
 
 _STATES: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], _PoolState] = (
@@ -114,7 +117,7 @@ _STATES: weakref.WeakKeyDictionary[AsyncConnectionPool[Any], _PoolState] = (
 def _state(pool: AsyncConnectionPool[Any]) -> _PoolState:
     state = _STATES.get(pool)
     if state is None:
-        state = _STATES[pool] = _PoolState(fresh_slots=asyncio.Semaphore(pool.max_size))
+        state = _STATES[pool] = _PoolState(asyncio.Semaphore(pool.max_size))
     return state
 
 
@@ -125,16 +128,19 @@ async def read_async(
     """`read` on a pooled connection; once more on a fresh one when that connection died or the
     pool could give none. `read` must only read: it may run twice."""
     state = _state(pool)
-    if state.down and pool.get_stats().get("pool_available", 0) == 0:
-        return await _read_fresh(pool, state, read)
-    state.down = False
+    if state.down:
+        if pool.get_stats().get("pool_available", 0) == 0:
+            return await _read_fresh(pool, state, read)
+        state.down = False  # the pool has reconnected on its own
+    used: psycopg.AsyncConnection[Any] | None = None
     try:
         async with pool.connection() as conn:
+            used = conn
             return await read(conn)
     except PoolTimeout:
         pass  # no connection within the pool's timeout: perhaps none can be made
     except psycopg.OperationalError:
-        if not (conn.closed or conn.broken):
+        if used is None or not (used.closed or used.broken):
             raise  # the database refused the query (a timeout, a cancel): not a dead connection
     READ_RETRIES.labels("psycopg").inc()
     log.warning("db_read_retried", driver="psycopg")
@@ -146,12 +152,16 @@ async def _read_fresh(
     state: _PoolState,
     read: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]],
 ) -> T:
+    """`read` on a new connection of the pool's settings, closed afterwards."""
+    conninfo, kwargs = pool.conninfo, pool.kwargs
+    # The API's pool is built from a URL and fixed options (no callables to resolve them).
+    if not isinstance(conninfo, str) or not isinstance(kwargs, dict):
+        raise TypeError("read_async needs a pool with a static conninfo and kwargs")
     async with state.fresh_slots:
         try:
-            conn = await psycopg.AsyncConnection.connect(pool.conninfo, **(pool.kwargs or {}))
+            conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
         except psycopg.OperationalError:
-            state.down = True  # fail fast until a connection can be made again
+            state.down = True  # until the pool has a connection again, fail (or succeed) fast
             raise
-        state.down = False
         async with conn:
             return await read(conn)

@@ -9,16 +9,19 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.engine import Engine
 
 from kasparro.api.errors import request_id_of
+from kasparro.api.inputs import NO_CONTROL
 from kasparro.config import Settings
 
-# Text parameters refuse NUL characters (PostgreSQL cannot store or compare them).
-NO_NUL = r"^[^\x00]*$"
+# Text parameters refuse control characters (PostgreSQL cannot store or compare NUL; no stored
+# text holds any): the middleware answers 400 before a route sees one, the pattern says so.
+NO_NUL = NO_CONTROL  # the former name, still imported by some routes
 MAX_OFFSET = 1_000_000_000
 
 
 # Dependencies are `async def` so FastAPI does not hop to a worker thread to call them.
 async def get_engine(request: Request) -> Engine:
-    """The engine for reads (autocommit on PostgreSQL: no BEGIN/ROLLBACK round trips)."""
+    """The engine for reads (autocommit on PostgreSQL: no BEGIN/ROLLBACK round trips; a read
+    whose connection died is run again on a fresh one, see kasparro.db.retry)."""
     engine: Engine = request.app.state.read_engine
     return engine
 

@@ -9,14 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from kasparro.api.errors import ProblemError, problem_responses
+from kasparro.api.inputs import NO_CONTROL
 from kasparro.api.queries import assets as assets_queries
-from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, page_meta, request_id
+from kasparro.api.routes import EngineDep, Limit, Offset, page_meta, request_id
 from kasparro.api.schemas import Asset, AssetHistory, AssetPage, SourceName
 
 router = APIRouter(tags=["assets"])
 
 AssetId = Annotated[
-    str, Path(min_length=1, max_length=160, pattern=NO_NUL, description="Canonical asset id.")
+    str, Path(min_length=1, max_length=160, pattern=NO_CONTROL, description="Canonical asset id.")
 ]
 
 
@@ -63,11 +64,11 @@ def list_assets(
     offset: Offset = 0,
     symbol: Annotated[
         str | None,
-        Query(max_length=64, pattern=NO_NUL, description="Ticker, case-insensitive."),
+        Query(max_length=64, pattern=NO_CONTROL, description="Ticker, case-insensitive."),
     ] = None,
     q: Annotated[
         str | None,
-        Query(max_length=200, pattern=NO_NUL, description="Name contains (case-insensitive)."),
+        Query(max_length=200, pattern=NO_CONTROL, description="Name contains (case-insensitive)."),
     ] = None,
 ) -> AssetPage:
     """Ordered by asset_id. `consensus_price_usd` is the median of the sources' latest prices."""

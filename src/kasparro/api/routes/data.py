@@ -20,9 +20,11 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import Engine
 
 from kasparro.api.errors import ProblemError, problem_responses
+from kasparro.api.inputs import NO_CONTROL, is_clean_text
 from kasparro.api.queries import data as data_queries
-from kasparro.api.routes import NO_NUL, Limit, elapsed_ms, request_id
+from kasparro.api.routes import Limit, elapsed_ms, request_id
 from kasparro.api.schemas import DataPage, SourceName
+from kasparro.db.retry import read_async
 
 router = APIRouter(tags=["data"])
 
@@ -41,8 +43,11 @@ def decode_cursor(cursor: str, fingerprint: str) -> tuple[str, str]:
         value = orjson.loads(raw)
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         value = None
+    # Its text reaches the database: a forged cursor may hold what PostgreSQL refuses (NUL).
     if not (
-        isinstance(value, list) and len(value) == 3 and all(isinstance(part, str) for part in value)
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(part, str) and is_clean_text(part) for part in value)
     ):
         raise ProblemError(
             400,
@@ -90,14 +95,14 @@ async def get_data(
     source: Annotated[SourceName | None, Query(description="Only this source.")] = None,
     symbol: Annotated[
         str | None,
-        Query(max_length=64, pattern=NO_NUL, description="Ticker, case-insensitive."),
+        Query(max_length=64, pattern=NO_CONTROL, description="Ticker, case-insensitive."),
     ] = None,
     asset_id: Annotated[
-        str | None, Query(max_length=160, pattern=NO_NUL, description="Canonical asset id.")
+        str | None, Query(max_length=160, pattern=NO_CONTROL, description="Canonical asset id.")
     ] = None,
     q: Annotated[
         str | None,
-        Query(max_length=200, pattern=NO_NUL, description="Name contains (case-insensitive)."),
+        Query(max_length=200, pattern=NO_CONTROL, description="Name contains (case-insensitive)."),
     ] = None,
 ) -> Response:
     """Rows in a stable order, (source, source_asset_id). Deep pages: follow `next_cursor`."""
@@ -182,16 +187,18 @@ async def _data_from_postgres(
     after: tuple[str, str] | None,
 ) -> Response:
     """The same page, its rows serialized by PostgreSQL and spliced into the body unchanged;
-    on the event loop, with no worker thread."""
-    async with pool.connection() as conn:
-        page = await data_queries.data_page_json(
+    on the event loop, with no worker thread (once more on a fresh connection if its died)."""
+    page = await read_async(
+        pool,
+        lambda conn: data_queries.data_page_json(
             conn,
             filters,
             limit=limit,
             offset=offset or 0,
             after=after,
             totals=request.app.state.data_totals,
-        )
+        ),
+    )
     next_cursor = encode_cursor(page.last, fingerprint) if page.last else None
     meta = _meta(request, limit, offset, page.count, page.total, next_cursor)
     body = b'{"data":[' + page.rows_json.encode() + b'],"meta":' + orjson.dumps(meta) + b"}"
