@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kasparro.quality.anomalies import RunFigures, compare_run, price_outliers
+from kasparro.quality.anomalies import Quote, RunFigures, compare_run, price_outliers
 from kasparro.quality.drift import detect
 
 
@@ -96,15 +97,40 @@ def test_run_comparison_flags_drops_and_spikes() -> None:
     )
 
 
-def test_price_outliers_need_a_majority() -> None:
+def test_price_outliers_need_two_fresh_other_sources() -> None:
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    month_ago = now - timedelta(days=30)
     prices = {
-        "bitcoin": {"coingecko": 80_000, "coinpaprika": 80_500, "csv": 95_000},
-        "solana": {"coingecko": 94, "coinpaprika": 94.5},
-        "tether": {"coingecko": 1.0, "coinpaprika": 1.3},
+        "bitcoin": {
+            "coingecko": Quote(80_000, now),
+            "coinpaprika": Quote(80_500, now - timedelta(minutes=5)),
+            "csv": Quote(95_000, now),
+        },
+        # Only one other source: nobody can say which of the two is right.
+        "tether": {"coingecko": Quote(1.0, now), "coinpaprika": Quote(1.3, now)},
+        # Two others, one of them a month old: not enough fresh ones to blame.
+        "solana": {
+            "coingecko": Quote(94, now),
+            "coinpaprika": Quote(94.5, now),
+            "csv": Quote(150, month_ago),
+        },
     }
-    found = price_outliers(prices, "csv", 0.1)
+    hour = timedelta(hours=1)
+    found = price_outliers(prices, "csv", 0.1, hour)
     assert [(a.kind, a.asset_id) for a in found] == [("price_outlier", "bitcoin")]
-    blamed = price_outliers(prices, "coingecko", 0.1)
-    assert [(a.kind, a.asset_id) for a in blamed] == [("price_disagreement", "tether")]
-    (pair,) = price_outliers(prices, "coinpaprika", 0.1)
-    assert (pair.kind, pair.asset_id) == ("price_disagreement", "tether")
+    assert price_outliers(prices, "coingecko", 0.1, hour) == []
+    assert price_outliers(prices, "coinpaprika", 0.1, hour) == []
+    # A price spike is caught once two fresh sources disagree with it.
+    spiked = {"solana": {**prices["solana"], "csv": Quote(150, now)}}
+    assert [a.asset_id for a in price_outliers(spiked, "csv", 0.1, hour)] == ["solana"]
+
+
+def test_an_incremental_source_finding_nothing_new_is_not_a_drop() -> None:
+    history = [RunFigures(44, 0, 500)] * 5
+    nothing = RunFigures(0, 0, 100)
+    assert (
+        compare_run("csv", nothing, history, count_drop=0.5, duration_factor=3, incremental=True)
+        == []
+    )
+    dropped = compare_run("coingecko", nothing, history, count_drop=0.5, duration_factor=3)
+    assert [a.kind for a in dropped] == ["record_count_drop"]

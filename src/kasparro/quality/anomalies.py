@@ -1,9 +1,11 @@
 """Anomalies: a finished run unlike its source's recent runs, a price unlike the other sources'.
 
 Run checks compare with the median of the source's last successful runs, so one odd run does
-not move the baseline much. Price checks compare each source's latest price of a canonical
-asset with the median of all sources' latest prices; with only two sources there is no
-majority, so the pair is flagged as disagreeing rather than one side blamed.
+not move the baseline much; an incremental source (a file read from its checkpoint) that finds
+nothing new is not a drop. Price checks compare a source's latest price of a canonical asset
+with the median of the prices other sources observed close to it in time (a month-old price is
+not a disagreement); it takes at least two such other sources to blame one (with one other,
+nobody can say which is right).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -60,9 +62,10 @@ def compare_run(
     *,
     count_drop: float,
     duration_factor: float,
+    incremental: bool = False,
 ) -> list[Anomaly]:
     """Pure: this run against the median of earlier ones."""
-    if not history:
+    if not history or (incremental and run.records_processed == 0):
         return []
     found = []
     count = statistics.median(h.records_processed for h in history)
@@ -103,39 +106,41 @@ def compare_run(
     return found
 
 
+class Quote(NamedTuple):
+    price: float
+    observed_at: datetime
+
+
 def price_outliers(
-    prices: dict[str, dict[str, float]], source: str, deviation: float
+    prices: dict[str, dict[str, Quote]],
+    source: str,
+    deviation: float,
+    freshness: timedelta,
 ) -> list[Anomaly]:
-    """Pure: asset -> {source: price}; flags `source` where it strays from the others."""
+    """Pure: asset -> {source: quote}; flags `source` where it strays from the median of at
+    least two other sources observed within `freshness` of it."""
     found = []
     for asset_id, by_source in sorted(prices.items()):
         mine = by_source.get(source)
-        if mine is None or len(by_source) < 2:
+        if mine is None:
             continue
-        if len(by_source) == 2:
-            other = next(p for s, p in by_source.items() if s != source)
-            gap = abs(mine - other) / other if other else 0.0
-            if gap > 2 * deviation:
-                found.append(
-                    Anomaly(
-                        "price_disagreement",
-                        source,
-                        f"{asset_id}: {source} says {mine:g}, the only other source {other:g}",
-                        mine,
-                        other,
-                        asset_id,
-                    )
-                )
+        fresh = [
+            q.price
+            for s, q in by_source.items()
+            if s != source and abs(q.observed_at - mine.observed_at) <= freshness
+        ]
+        if len(fresh) < 2:
             continue
-        median = statistics.median(by_source.values())
-        if median > 0 and abs(mine - median) / median > deviation:
+        median = statistics.median([mine.price, *fresh])
+        if median > 0 and abs(mine.price - median) / median > deviation:
             found.append(
                 Anomaly(
                     "price_outlier",
                     source,
-                    f"{asset_id}: {source} says {mine:g}, {abs(mine - median) / median:.0%} "
-                    f"from the median {median:g} of {len(by_source)} sources",
-                    mine,
+                    f"{asset_id}: {source} says {mine.price:g}, "
+                    f"{abs(mine.price - median) / median:.0%} from the median {median:g} of "
+                    f"{len(fresh) + 1} sources observed within {freshness}",
+                    mine.price,
                     median,
                     asset_id,
                 )
@@ -162,12 +167,12 @@ def run_history(conn: Connection, source: str, run_id: str) -> list[RunFigures]:
     ]
 
 
-def touched_prices(conn: Connection, run_id: str, source: str) -> dict[str, dict[str, float]]:
+def touched_prices(conn: Connection, run_id: str, source: str) -> dict[str, dict[str, Quote]]:
     """Latest price per source of every canonical asset whose `source` member this run moved,
     for the assets that have another source to compare with (only those can disagree)."""
     mine, other, any_other = (asset_sources.alias(n) for n in ("mine", "other", "any_other"))
     rows = conn.execute(
-        sa.select(other.c.asset_id, other.c.source, other.c.price_usd)
+        sa.select(other.c.asset_id, other.c.source, other.c.price_usd, other.c.observed_at)
         .join(mine, mine.c.asset_id == other.c.asset_id)
         .where(
             mine.c.source == source,
@@ -177,9 +182,9 @@ def touched_prices(conn: Connection, run_id: str, source: str) -> dict[str, dict
             ),
         )
     )
-    prices: dict[str, dict[str, float]] = defaultdict(dict)
-    for asset_id, member_source, price in rows:
-        prices[asset_id][member_source] = price
+    prices: dict[str, dict[str, Quote]] = defaultdict(dict)
+    for asset_id, member_source, price, observed_at in rows:
+        prices[asset_id][member_source] = Quote(price, observed_at)
     return prices
 
 

@@ -8,6 +8,13 @@ from kasparro.sources.coingecko import CoinGeckoSource
 from kasparro.sources.coinpaprika import CoinPaprikaSource
 from kasparro.sources.csv_files import CsvSource
 
+# Sources that read only what is new since their checkpoint (a run finding nothing is normal).
+INCREMENTAL = frozenset({"csv", "csv_weird"})
+
+
+def is_incremental(name: str) -> bool:
+    return name in INCREMENTAL
+
 
 def build_source(settings: Settings, name: str) -> Source:
     if name == "coingecko":
