@@ -96,6 +96,14 @@ def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
     assert "kasparro_etl_records_total" in text or "kasparro_etl_runs_total" in text
 
 
+def test_docs_and_the_schema_are_labelled_as_routes(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+    text = client.get("/metrics").text
+    for route in ("/docs", "/openapi.json"):
+        assert f'route="{route}",status="200"' in text, route
+
+
 def test_rate_limit_answers_429_with_retry_after(database_url: str, engine: Engine) -> None:
     settings = api_settings(database_url, api_rate_limit_per_minute=3)
     with TestClient(create_app(settings, engine)) as client:

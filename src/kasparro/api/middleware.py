@@ -26,6 +26,7 @@ import uuid
 
 import structlog
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kasparro import metrics
@@ -158,6 +159,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
+    route = scope.get("route") or _matching_route(scope)
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if template and isinstance(route, Mount):
+        template = f"{template}/{{path}}"  # static files: one label, not one per file
     return str(template) if template else UNMATCHED_ROUTE
+
+
+def _matching_route(scope: Scope) -> object | None:
+    """The route of a request the router did not label (/docs, /openapi.json, static files)."""
+    app = scope.get("app")
+    for route in getattr(app, "routes", ()):
+        if isinstance(route, BaseRoute) and route.matches(scope)[0] is Match.FULL:
+            return route
+    return None
