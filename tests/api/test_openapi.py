@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from kasparro.api.app import BENCH_ENV, create_app
+from kasparro.api.docs import STATIC_URL
 from kasparro.api.schemas import DataPage
 from tests.api.conftest import api_settings
 
@@ -41,6 +42,9 @@ def test_every_operation_declares_its_success_model_and_problem_responses(
         ("GET", "/runs/{run_id}"),
         ("GET", "/drift"),
         ("GET", "/anomalies"),
+        ("GET", "/quarantine"),
+        ("GET", "/quarantine/{record_id}"),
+        ("POST", "/quarantine/replay"),
         ("GET", "/metrics"),
         ("GET", "/livez"),
         ("GET", "/readyz"),
@@ -54,6 +58,9 @@ def test_every_operation_declares_its_success_model_and_problem_responses(
         if path != "/metrics":
             assert content["application/json"]["schema"]["$ref"].startswith("#/components/")
         assert "500" in responses, (method, path)
+        # Every request's parameters are checked before routing (control characters, bytes
+        # that are not UTF-8, over-long values): any operation may answer 400.
+        assert "400" in responses, (method, path)
         if operation.get("parameters"):
             assert "422" in responses, (method, path)
         if path not in {"/health", "/metrics", "/livez", "/readyz"}:  # never rate limited
@@ -70,9 +77,23 @@ def test_every_operation_declares_its_success_model_and_problem_responses(
 
 
 def test_docs_are_served(client: TestClient) -> None:
-    docs = client.get("/docs")
-    assert docs.status_code == 200
-    assert "swagger" in docs.text.lower()
+    """/docs and /redoc name only scripts and styles the server itself serves (no CDN), and
+    those are there; tests/api/test_docs_offline.py renders them in a browser."""
+    for page, assets in (
+        ("/docs", ["swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"]),
+        ("/redoc", ["redoc.standalone.js", "favicon.png"]),
+    ):
+        html = client.get(page)
+        assert html.status_code == 200, page
+        assert "https://" not in html.text and "http://" not in html.text, html.text
+        for asset in assets:
+            url = f"{STATIC_URL}/{asset}"
+            assert url in html.text, (page, url)
+            served = client.get(url)
+            assert served.status_code == 200, url
+            assert served.content, url
+    assert "swagger" in client.get("/docs").text.lower()
+    assert client.get("/redoc").headers["content-security-policy"] == "img-src 'self' data:"
 
 
 def test_bench_endpoint_only_when_asked_and_never_in_the_schema(

@@ -156,6 +156,7 @@ def run_history(conn: Connection, source: str, run_id: str) -> list[RunFigures]:
         .where(
             etl_runs.c.source == source,
             etl_runs.c.status == "success",
+            etl_runs.c.trigger != "replay",  # a replay's size is the quarantine's, not a run's
             etl_runs.c.run_id != run_id,
             etl_runs.c.records_processed > 0,
         )

@@ -99,6 +99,20 @@ def quarantine_by_source(conn: Connection) -> dict[str, int]:
     return counts_by_source(conn, quarantine)
 
 
+def quarantine_reasons_by_source(conn: Connection) -> dict[str, dict[str, int]]:
+    """Per source, quarantined records per reason_code (most frequent first, then by code)."""
+    counted = sa.func.count().label("n")
+    rows = conn.execute(
+        sa.select(quarantine.c.source, quarantine.c.reason_code, counted)
+        .group_by(quarantine.c.source, quarantine.c.reason_code)
+        .order_by(quarantine.c.source, counted.desc(), quarantine.c.reason_code)
+    ).all()
+    result: dict[str, dict[str, int]] = {}
+    for source, code, n in rows:
+        result.setdefault(str(source), {})[str(code)] = int(n)
+    return result
+
+
 def asset_sources_by_source(conn: Connection) -> dict[str, int]:
     return counts_by_source(conn, asset_sources)
 

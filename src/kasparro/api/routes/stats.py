@@ -29,6 +29,7 @@ def stats(engine: EngineDep, settings: SettingsDep) -> Stats:
     enabled = set(enabled_sources(settings))
     with engine.connect() as conn:
         quarantined = runs_queries.quarantine_by_source(conn)
+        reasons = runs_queries.quarantine_reasons_by_source(conn)
         linked = runs_queries.asset_sources_by_source(conn)
         present = (
             enabled | set(runs_queries.sources_with_runs(conn)) | set(linked) | set(quarantined)
@@ -53,6 +54,7 @@ def stats(engine: EngineDep, settings: SettingsDep) -> Stats:
             last_failure_at=info.last_failure_at,
             running=info.running,
             quarantined=quarantined.get(name, 0),
+            quarantine_reasons=reasons.get(name, {}),
             assets=linked.get(name, 0),
         )
     return Stats(assets_total=total_assets, sources=result)
