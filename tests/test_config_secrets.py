@@ -92,7 +92,7 @@ def test_the_cli_refuses_a_weak_key_with_one_plain_line(
     tmp_path: Path, command: tuple[str, ...], key: str
 ) -> None:
     done = _cli(tmp_path, key, *command)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 2, done.stderr
     output = (done.stdout + done.stderr).strip()
     assert "Traceback" not in output and "ValidationError" not in output, output
     assert len(output.splitlines()) == 1, output

@@ -75,7 +75,7 @@ def test_overlapping_and_adjacent_occurrences_leave_nothing_between() -> None:
 
 def test_text_without_a_secret_is_returned_unchanged() -> None:
     _secret()
-    for text in ("", "plain text, nothing secret: 0123456789abcdef", "ünïcödé ✓ " * 20):
+    for text in ("", "plain text, nothing secret: 9876543210fedcba", "ünïcödé ✓ " * 20):
         assert redact(text) == text
 
 

@@ -131,6 +131,45 @@ def fail_orphaned_runs(conn: Connection, source: str, current_run_id: str, now: 
     return int(result.rowcount or 0)
 
 
+def interrupt_dead_runs(engine: Engine) -> list[str]:
+    """At start-up: the runs whose lease a process of this host held and that process is gone
+    are marked `interrupted` and their leases freed, at once, not when the leases expire.
+    Another machine's leases are left to expire. Never raises: a database that is down is
+    the probes' business."""
+    try:
+        with write_transaction(engine) as conn:
+            now = datetime.now(UTC)
+            held = conn.execute(
+                sa.select(etl_locks).where(
+                    etl_locks.c.run_id.is_not(None), ~etl_locks.c.name.startswith(SLOT_PREFIX)
+                )
+            ).all()
+            dead = [lock for lock in held if _holder_is_dead(lock.holder)]
+            for lock in dead:
+                conn.execute(
+                    sa.update(etl_runs)
+                    .where(etl_runs.c.run_id == lock.run_id, etl_runs.c.status == "running")
+                    .values(
+                        status="interrupted",
+                        finished_at=now,
+                        error="interrupted: the process running it stopped before it finished",
+                        failure_point=sa.func.coalesce(etl_runs.c.failure_point, "interrupted"),
+                    )
+                )
+                conn.execute(
+                    sa.delete(etl_locks).where(
+                        etl_locks.c.name == lock.name, etl_locks.c.holder == lock.holder
+                    )
+                )
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("interrupted_runs_not_checked", error=str(exc).splitlines()[0])
+        return []
+    run_ids = [str(lock.run_id) for lock in dead]
+    if run_ids:
+        log.warning("runs_interrupted", run_ids=run_ids)
+    return run_ids
+
+
 def _holder_is_dead(holder: str) -> bool:
     host, _, rest = holder.partition(":")
     pid_text, _, token = rest.partition(":")

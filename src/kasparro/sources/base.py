@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -23,6 +23,14 @@ class Batch:
     label: str
     # Records the source could not even shape into a payload (a broken CSV line, say).
     rejections: Sequence[Rejection] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What `kasparro doctor` says of one source: ok, warning or error, and why in one line."""
+
+    status: Literal["ok", "warning", "error"]
+    detail: str
 
 
 class SourceError(Exception):
@@ -60,6 +68,10 @@ class Source(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or files."""
+
+    def check(self) -> Check:
+        """Whether the source can be read, with one cheap request or read (`kasparro doctor`)."""
+        return Check("warning", f"{self.name}: this source has no check")
 
 
 def validate(raw: RawRecord, fields: Mapping[str, Any]) -> UnifiedRecord | Rejection:

@@ -12,6 +12,7 @@ from kasparro.models import RawRecord, Rejection, UnifiedRecord
 from kasparro.sources.base import (
     BadPayload,
     Batch,
+    Check,
     Cursor,
     Source,
     SourceError,
@@ -150,6 +151,16 @@ class CoinGeckoSource(Source):
 
     def normalize(self, raw: RawRecord) -> UnifiedRecord | Rejection:
         return normalize(raw)
+
+    def check(self) -> Check:
+        """`/ping`: the cheapest call, refused like any other when the plan or key is wrong."""
+        try:
+            payload = self._client.get_json("/ping")
+        except SourceError as exc:
+            return Check("error", str(exc))
+        if not isinstance(payload, dict):
+            return Check("error", f"{NAME}: /ping answered a {type(payload).__name__}")
+        return Check("ok", "GET /ping answered")
 
     def close(self) -> None:
         self._client.close()

@@ -11,6 +11,7 @@ from kasparro.models import RawRecord, Rejection, UnifiedRecord
 from kasparro.sources.base import (
     BadPayload,
     Batch,
+    Check,
     Cursor,
     Source,
     SourceError,
@@ -120,6 +121,17 @@ class CoinPaprikaSource(Source):
 
     def normalize(self, raw: RawRecord) -> UnifiedRecord | Rejection:
         return normalize(raw)
+
+    def check(self) -> Check:
+        """One ticker, not the whole list: the key and the plan are checked all the same."""
+        path = "/tickers/btc-bitcoin"
+        try:
+            payload = self._client.get_json(path, {"quotes": "USD"})
+        except SourceError as exc:
+            return Check("error", str(exc))
+        if not isinstance(payload, dict) or "quotes" not in payload:
+            return Check("error", f"{NAME}: {path} answered without quotes")
+        return Check("ok", f"GET {path} answered")
 
     def close(self) -> None:
         self._client.close()

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 from kasparro.identity.resolver import slug
 from kasparro.models import RawRecord, Rejection, UnifiedRecord
-from kasparro.sources.base import BadPayload, Batch, Cursor, Source, validate
+from kasparro.sources.base import BadPayload, Batch, Check, Cursor, Source, validate
 from kasparro.sources.numbers import Convention, Evidence, NumberError, is_ambiguous
 from kasparro.sources.numbers import parse_number as parse_text_number
 
@@ -155,6 +155,25 @@ class CsvSource(Source):
 
     def normalize(self, raw: RawRecord) -> UnifiedRecord | Rejection:
         return normalize_row(raw)
+
+    def check(self) -> Check:
+        """The file is there, and its header line is UTF-8 naming every required column."""
+        if not self.path.is_file():
+            problem = "is a directory, not a CSV file" if self.path.is_dir() else "not found"
+            return Check("error", f"{self.name}: {self.path} {problem}")
+        try:
+            with self.path.open("rb") as handle:
+                header_text = handle.readline().decode("utf-8-sig").rstrip("\r\n")
+            if not header_text.strip():
+                return Check("error", f"{self.name}: {self.path} has no header line")
+            columns = field_map(next(csv.reader([header_text], _sniff(header_text))))
+        except OSError as exc:
+            return Check("error", f"{self.name}: cannot read {self.path}: {exc.strerror}")
+        except UnicodeDecodeError:
+            return Check("error", f"{self.name}: {self.path} is not a UTF-8 text file")
+        except (csv.Error, BadPayload) as exc:
+            return Check("error", f"{self.name}: {self.path}: header line: {exc}")
+        return Check("ok", f"{self.path}: readable, with columns for {', '.join(columns)}")
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         if self.path.is_dir():
