@@ -2,18 +2,72 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict
 from datetime import timedelta
-from typing import Annotated, NoReturn
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
-from kasparro.config import Settings, get_settings
+from kasparro import redaction
+from kasparro.config import (
+    SettingError,
+    Settings,
+    check_database_directory,
+    get_settings,
+    settings_problems,
+)
 
-app = typer.Typer(help="Kasparro: unified crypto market data, self-hosted.", no_args_is_help=True)
+# Exit statuses a script or an orchestrator can act on (also in `kasparro --help`).
+EXIT_FAILURE = 1  # a run failed, or anything else
+EXIT_CONFIG = 2  # a setting is refused (and click's usage errors)
+EXIT_DATABASE = 3  # the database in DATABASE_URL cannot be reached or opened
+EXIT_ADDRESS = 4  # API_HOST:API_PORT cannot be listened on (the port is taken)
+EXIT_BUSY = 5  # etl run: a source is already running elsewhere
+EXIT_CODES = f"""Exit codes: 0 done; {EXIT_FAILURE} a run failed, or another error;
+{EXIT_CONFIG} a setting is refused (the message names it); {EXIT_DATABASE} the database cannot be
+reached or opened; {EXIT_ADDRESS} the API's port is taken (or its address unusable); {EXIT_BUSY} a
+source is busy (etl run). --debug or LOG_LEVEL=DEBUG adds the traceback."""
+DEBUG_KEY = "kasparro.debug"
+
+
+class _PlainErrors(TyperGroup):
+    """Errors a person fixes (a setting, the database, the port) as one plain line naming the
+    cause, with an exit status of their own; the traceback only when debugging."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            plain = _plain_error(exc)
+            if plain is None:
+                raise
+            code, message = plain
+            if _debugging(ctx.meta):
+                sys.stderr.write(redaction.redact("".join(traceback.format_exception(exc))))
+            console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+            raise typer.Exit(code) from None
+
+
+app = typer.Typer(
+    cls=_PlainErrors,
+    help="Kasparro: unified crypto market data, self-hosted.",
+    epilog=EXIT_CODES,
+    no_args_is_help=True,
+)
 db_app = typer.Typer(help="Database migrations and maintenance.", no_args_is_help=True)
 etl_app = typer.Typer(help="Run the ETL.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -24,9 +78,22 @@ console = Console(stderr=True)
 def _mount_optional_apps() -> None:
     from kasparro.fakes.cli import fakes_app
     from kasparro.identity.cli import identity_app
+    from kasparro.quarantine_cli import quarantine_app
 
     app.add_typer(fakes_app, name="fakes", help="Serve the fake CoinGecko and CoinPaprika APIs.")
     app.add_typer(identity_app, name="identity", help="Canonical identity tools.")
+    app.add_typer(quarantine_app, name="quarantine")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error, not only its cause.")
+    ] = False,
+) -> None:
+    """Kasparro: unified crypto market data, self-hosted."""
+    ctx.meta[DEBUG_KEY] = debug
 
 
 @app.command()
@@ -111,13 +178,18 @@ def etl_run(
         list[str] | None,
         typer.Option("--source", "-s", help="Source to run (repeatable); default: all enabled."),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON on stdout, for scripts.")
+    ] = False,
 ) -> None:
-    """Run the ETL once, in the foreground; exits 1 if a run fails, 2 if a source is busy."""
+    """Run the ETL once, in the foreground, showing each source's progress; exits 1 if a run
+    fails, 5 if a source is busy."""
     from kasparro.db.engine import create_db_engine
     from kasparro.db.migrate import MigrationNotPermitted, upgrade
     from kasparro.etl.runner import (
         SourceBusy,
         UnknownSource,
+        check_sources,
         enabled_sources,
         run_source,
         warm_up,
@@ -125,6 +197,10 @@ def etl_run(
     from kasparro.logging import configure_logging
 
     settings = _settings()
+    try:
+        names = check_sources(source or enabled_sources(settings))
+    except UnknownSource as exc:
+        raise typer.BadParameter(str(exc)) from None
     configure_logging(settings.log_level, settings.log_format)
     warm_up()  # while the migrations are checked
     if settings.migrate_on_start:
@@ -133,65 +209,258 @@ def etl_run(
         except MigrationNotPermitted as exc:
             _exit_with(str(exc))
     engine = create_db_engine(settings.resolved_database_url)
-    names = source or enabled_sources(settings)
-    table = Table(
-        "source",
-        "status",
-        "processed",
-        "loaded",
-        "unchanged",
-        "quarantined",
-        "ms",
-        "error",
-        title="ETL runs",
+    results: list[dict[str, Any]] = []
+    with _progress() as progress:
+        for name in names:
+            shown = _SourceProgress(progress, name)
+            try:
+                result = run_source(engine, settings, name, trigger="cli", on_batch=shown.batch)
+            except SourceBusy as exc:
+                shown.done("busy")
+                results.append({"source": name, "status": "busy", "error": str(exc)})
+                continue
+            shown.done(result.status)
+            results.append(asdict(result))
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    else:
+        _print_summary(results)
+    if any(r["status"] not in ("success", "busy") for r in results):
+        raise typer.Exit(EXIT_FAILURE)
+    if any(r["status"] == "busy" for r in results):
+        raise typer.Exit(EXIT_BUSY)
+
+
+def _progress() -> Progress:
+    """A line per source: records so far, their rate, the batch just committed. Terminals only:
+    a log or a pipe gets the summary alone."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[records]:,} records"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[label]}"),
+        console=console,
+        disable=not console.is_terminal,
     )
-    failed = busy = False
-    for name in names:
-        try:
-            with console.status(f"running {name}…"):
-                result = run_source(engine, settings, name, trigger="cli")
-        except UnknownSource as exc:
-            raise typer.BadParameter(str(exc)) from None
-        except SourceBusy as exc:
-            busy = True
-            table.add_row(name, "[yellow]busy[/]", "", "", "", "", "", str(exc))
-            continue
-        failed |= result.status != "success"
-        colour = "green" if result.status == "success" else "red"
-        table.add_row(
-            name,
-            f"[{colour}]{result.status}[/]",
-            str(result.records_processed),
-            str(result.records_loaded),
-            str(result.records_unchanged),
-            str(result.records_quarantined),
-            str(result.duration_ms),
-            result.error or "",
+
+
+class _SourceProgress:
+    """One source's line of the progress display, moved on by the runner after each batch."""
+
+    def __init__(self, progress: Progress, name: str) -> None:
+        self._progress = progress
+        self._started = time.monotonic()
+        self._task = progress.add_task(escape(name), total=None, records=0, rate="", label="")
+
+    def batch(self, label: str, records: int) -> None:
+        rate = records / max(time.monotonic() - self._started, 1e-3)
+        self._progress.update(
+            self._task, records=records, rate=f"{rate:,.0f} records/s", label=escape(label)
         )
+
+    def done(self, status: str) -> None:
+        # The total was unknown (the bar pulsed): it ends full.
+        self._progress.update(self._task, total=1, completed=1, label=escape(status))
+
+
+# (heading, key of a result) of the summary table; errors are listed under it, whole.
+_SUMMARY = (
+    ("source", "source"),
+    ("status", "status"),
+    ("processed", "records_processed"),
+    ("loaded", "records_loaded"),
+    ("unchanged", "records_unchanged"),
+    ("quarantined", "records_quarantined"),
+    ("ms", "duration_ms"),
+)
+_COLOURS = {"success": "green", "ok": "green", "busy": "yellow", "warning": "yellow"}
+
+
+def _print_summary(results: list[dict[str, Any]]) -> None:
+    """The runs in a table whose cells are never cut short (a line per run where the terminal
+    is too narrow for it), then each error in full, wrapped."""
+    out = Console()
+    cells = [[_text(result.get(key)) for _, key in _SUMMARY] for result in results]
+    table = Table(title="ETL runs", box=box.SIMPLE_HEAD, pad_edge=False)
+    for index, (heading, _) in enumerate(_SUMMARY):
+        table.add_column(heading, justify="left" if index < 2 else "right", no_wrap=True)
+    for row in cells:
+        table.add_row(row[0], _coloured(row[1]), *row[2:])
+    # Measured unbounded: a console's own measure never reports more than its width.
+    if Measurement.get(out, out.options.update_width(10_000), table).minimum <= out.width:
+        out.print(table)
+    else:
+        for row in cells:
+            counts = zip(_SUMMARY[2:], row[2:], strict=True)
+            pairs = ", ".join(f"{heading} {cell}" for (heading, _), cell in counts)
+            out.print(f"[bold]{row[0]}[/] {_coloured(row[1])}: {pairs}")
+    for result in results:
+        name, error = result["source"], result.get("error")
+        if error:  # most errors begin with their source's name already
+            out.print(escape(error if error.startswith(f"{name}:") else f"{name}: {error}"))
+
+
+def _text(value: object) -> str:
+    return "" if value is None else escape(str(value))
+
+
+def _coloured(status: str) -> str:
+    return f"[{_COLOURS.get(status, 'red')}]{status}[/]"
+
+
+@app.command()
+def doctor() -> None:
+    """Check the settings, the database and its migrations, and each enabled source (one cheap
+    request or read each), in a table; exits 1 if any check is an error."""
+    rows = _doctor_rows()
+    table = Table(title="kasparro doctor")
+    table.add_column("check", overflow="fold", min_width=max(len(check) for check, _, _ in rows))
+    table.add_column("status", min_width=7)
+    table.add_column("detail", overflow="fold")
+    for check, status, detail in rows:
+        table.add_row(escape(check), _coloured(status), escape(detail))
     Console().print(table)
-    if failed:
-        raise typer.Exit(1)
-    if busy:
-        raise typer.Exit(2)
+    if any(status == "error" for _, status, _ in rows):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+DoctorRow = tuple[str, str, str]  # (check, ok | warning | error, one line)
+
+
+def _doctor_rows() -> list[DoctorRow]:
+    try:
+        settings = _settings()
+    except (ValidationError, SettingError) as exc:
+        plain = _plain_error(exc)
+        return [("configuration", "error", plain[1] if plain else str(exc))]
+    return [
+        ("configuration", "ok", "every setting is valid"),
+        *_database_rows(settings),
+        *_source_rows(settings),
+    ]
+
+
+def _database_rows(settings: Settings) -> list[DoctorRow]:
+    """Reachable, and at the migrations' head (compared as /readyz does); nothing is created."""
+    import sqlalchemy as sa
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from kasparro.db.engine import create_db_engine
+    from kasparro.db.migrate import alembic_config
+
+    url = sa.engine.make_url(settings.resolved_database_url)
+    sqlite_file = url.database if url.get_backend_name() == "sqlite" else None
+    if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).is_file():
+        missing = f"the SQLite file {sqlite_file} does not exist yet (db upgrade or serve makes it)"
+        return [("database", "warning", missing)]
+    engine = create_db_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            current = frozenset(MigrationContext.configure(conn).get_current_heads())
+    except sa.exc.SQLAlchemyError as exc:
+        return [("database", "error", _database_problem(exc))]
+    finally:
+        engine.dispose()
+    heads = frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+    rows = [("database", "ok", f"{engine.dialect.name}: connected")]
+    if current == heads:
+        return [*rows, ("migrations", "ok", f"at the latest revision ({', '.join(sorted(heads))})")]
+    pending = (
+        f"the schema is at {', '.join(sorted(current)) or 'no revision'}, this version needs "
+        f"{', '.join(sorted(heads))}"
+    )
+    if settings.migrate_on_start:
+        return [*rows, ("migrations", "warning", f"{pending}: serve and etl run apply them")]
+    return [*rows, ("migrations", "error", f"{pending}: run `kasparro db upgrade` as the owner")]
+
+
+def _source_rows(settings: Settings) -> list[DoctorRow]:
+    """Each enabled source's own check(): reachability and credentials, or a readable file."""
+    from kasparro.etl.runner import enabled_sources
+    from kasparro.sources.base import Check
+    from kasparro.sources.registry import build_source
+
+    rows: list[DoctorRow] = []
+    for name in enabled_sources(settings):
+        try:
+            source = build_source(settings, name)
+            try:
+                check = source.check()
+            finally:
+                source.close()
+        except Exception as exc:  # a source that cannot even be built (a plan without its key)
+            check = Check("error", redaction.redact(str(exc)) or type(exc).__name__)
+        rows.append((f"source {name}", check.status, check.detail))
+    return rows or [("sources", "warning", "no source is enabled")]
 
 
 def _settings() -> Settings:
-    """The settings, or exit with a plain message saying what is wrong (never a value)."""
+    """The settings, checked before anything starts: a refused one raises, and `_PlainErrors`
+    prints what is wrong (never a secret's value)."""
+    settings = get_settings()
+    check_database_directory(settings)
+    return settings
+
+
+def _plain_error(exc: Exception) -> tuple[int, str] | None:
+    """The exit status and one-line message of an error a person can fix; None for the rest."""
+    import sqlalchemy as sa
+
+    from kasparro.db.migrate import MigrationNotPermitted
+    from kasparro.serve import AddressUnavailable, ServerFailed
+
+    if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
+        return EXIT_CONFIG, "invalid settings: " + "; ".join(settings_problems(exc))
+    if isinstance(exc, SettingError):
+        return EXIT_CONFIG, f"invalid settings: {exc}"
+    if isinstance(exc, AddressUnavailable):
+        return EXIT_ADDRESS, str(exc)
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return EXIT_DATABASE, _database_problem(exc)
+    if isinstance(exc, MigrationNotPermitted | ServerFailed):
+        return EXIT_FAILURE, str(exc)
+    return None
+
+
+def _database_problem(exc: Exception) -> str:
+    """The driver's first line (it names host and database, never the password), redacted."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    detail = redaction.redact(lines[0]) if lines else type(cause).__name__
+    return f"DATABASE_URL: the database cannot be reached or opened: {detail}"
+
+
+def _debugging(meta: dict[str, Any]) -> bool:
+    """--debug, or LOG_LEVEL=DEBUG (from the settings, or the environment when they are bad)."""
+    if meta.get(DEBUG_KEY):
+        return True
     try:
-        return get_settings()
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False, include_input=False):
-            name = "_".join(str(part) for part in error["loc"]).upper()
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(message if name in message else f"{name}: {message}")
-        _exit_with("invalid settings: " + "; ".join(problems))
+        return get_settings().log_level == "DEBUG"
+    except ValidationError:
+        return os.environ.get("LOG_LEVEL", "").strip().upper() == "DEBUG"
 
 
 def _exit_with(message: str) -> NoReturn:
     """A plain message naming the cause, on one line, no traceback; exit status 1."""
     console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(1)
+
+
+@etl_app.command("replay")
+def etl_replay(
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Repeatable.")] = None,
+    run: Annotated[str | None, typer.Option(help="Only records this run quarantined.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this reason_code.")] = None,
+) -> None:
+    """Load the quarantined records whose cause was fixed (a run per source, trigger `replay`);
+    the others stay quarantined. Exit status as for `etl run`."""
+    from kasparro.quarantine_cli import replay
+
+    replay(source, run, reason)
 
 
 _mount_optional_apps()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kasparro import redaction
@@ -44,6 +44,18 @@ COINGECKO_PLAN_RATE_PER_MINUTE: dict[CoinGeckoPlan, float] = {
 ADMIN_KEY_MIN_LENGTH = 16
 COINPAPRIKA_FREE_ROOT = "https://api.coinpaprika.com/v1"
 COINPAPRIKA_PAID_ROOT = "https://api-pro.coinpaprika.com/v1"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Settings whose value an error message never quotes.
+SECRET_SETTINGS = frozenset(
+    {"admin_api_key", "coingecko_api_key", "coinpaprika_api_key", "database_url", "redis_url"}
+)
+DATABASE_URL_EXAMPLES = (
+    "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE or sqlite:///PATH/TO/FILE.db"
+)
+
+
+class SettingError(ValueError):
+    """A setting that is well-formed but cannot work on this machine; the message names it."""
 
 
 class Settings(BaseSettings):
@@ -116,6 +128,11 @@ class Settings(BaseSettings):
     anomaly_price_deviation: float = Field(default=0.1, gt=0)
     anomaly_count_drop: float = Field(default=0.5, gt=0, lt=1)
     anomaly_duration_factor: float = Field(default=3.0, gt=1)
+    # Prices are compared only between observations this close in time: a month-old CSV price
+    # against a live one is not a disagreement.
+    anomaly_freshness_seconds: int = Field(default=3600, ge=1)
+    # /health says "degraded" for a source with no successful run for this long.
+    source_stale_seconds: int = Field(default=3600, ge=60)
 
     # API
     api_host: str = "127.0.0.1"
@@ -128,6 +145,51 @@ class Settings(BaseSettings):
 
     # Fault injection (tests and drills only; refused when KASPARRO_ENV=production)
     kasparro_faults: str = ""
+
+    @field_validator("log_level", mode="after")
+    @classmethod
+    def _log_level_is_known(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(
+                f"LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)} (any case), got {value!r}"
+            )
+        return level
+
+    @field_validator("etl_schedule", mode="after")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        # The scheduler's own parser, so a schedule accepted here is one the scheduler runs.
+        from kasparro.etl.scheduler import parse_schedule
+
+        parse_schedule(value)
+        return value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _database_url_is_usable(cls, value: str | None) -> str | None:
+        # Never quotes the URL: it may hold the password.
+        if value is None:
+            return None
+        try:
+            url = sa.engine.make_url(value)
+        except (sa.exc.ArgumentError, ValueError):
+            raise ValueError(
+                f"DATABASE_URL is not a database URL: expected {DATABASE_URL_EXAMPLES}"
+            ) from None
+        if url.get_backend_name() not in ("postgresql", "postgres", "sqlite"):
+            raise ValueError(
+                f"DATABASE_URL: expected a PostgreSQL or SQLite URL ({DATABASE_URL_EXAMPLES}), "
+                f"got the scheme {url.drivername!r}"
+            )
+        try:
+            url.get_dialect().import_dbapi()
+        except (sa.exc.NoSuchModuleError, ImportError):
+            raise ValueError(
+                f"DATABASE_URL: the driver of {url.drivername!r} is not installed: "
+                f"expected {DATABASE_URL_EXAMPLES}"
+            ) from None
+        return value
 
     @field_validator("admin_api_key", mode="after")
     @classmethod
@@ -204,3 +266,82 @@ def _url_password(url: str) -> str | None:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def check_database_directory(settings: Settings) -> None:
+    """A SQLite file's directory must exist (a typo must not create directories); the default
+    `./data` is the exception, made on first use. Raises SettingError naming the directory."""
+    url = sa.engine.make_url(settings.resolved_database_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):  # a SQLite URI: left to SQLite
+        return
+    directory = Path(database).parent
+    if directory.resolve() == DEFAULT_SQLITE_PATH.parent.resolve() or directory.is_dir():
+        return
+    raise SettingError(
+        f"DATABASE_URL: the directory {directory} of the SQLite database does not exist: "
+        "create it, or point DATABASE_URL at an existing directory"
+    )
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One plain sentence per refused setting: its name, what it expects and, unless it is a
+    secret, the value given."""
+    problems: list[str] = []
+    for item in error.errors(include_url=False):
+        field = str(item["loc"][0]) if item["loc"] else ""
+        name = field.upper()
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] != "value_error" and field in Settings.model_fields:
+            expected = _expected(field, item)
+            if expected is not None:
+                message = f"expected {expected}"
+                if field not in SECRET_SETTINGS and "input" in item:
+                    message += f", got {item['input']!r}"
+        problems.append(message if not name or name in message else f"{name}: {message}")
+    return problems
+
+
+def _expected(field: str, item: Any) -> str | None:
+    """What a setting accepts, in words (for pydantic's terser messages)."""
+    kind = item["type"]
+    if kind in ("enum", "literal_error"):
+        return f"one of {item['ctx']['expected']}"
+    if kind == "bool_parsing":
+        return "true or false"
+    if kind in ("string_too_short", "string_too_long"):
+        return f"{_bounds(field, 'a text of')} characters"
+    annotation = Settings.model_fields[field].annotation
+    types = get_args(annotation) or (annotation,)
+    if int in types:
+        return _bounds(field, "an integer")
+    if float in types:
+        return _bounds(field, "a number")
+    return None
+
+
+def _bounds(field: str, noun: str) -> str:
+    """`an integer 1-65535`, `a number > 0`, `a number > 0 and <= 1`, from the field's limits."""
+    limits: dict[str, Any] = {}
+    for meta in Settings.model_fields[field].metadata:
+        for attr, key in _LIMITS:
+            if getattr(meta, attr, None) is not None:
+                limits[key] = getattr(meta, attr)
+    if "ge" in limits and "le" in limits:
+        return f"{noun} {limits['ge']}-{limits['le']}"
+    words = [f"{sign} {limits[key]}" for key, sign in _SIGNS if key in limits]
+    return f"{noun} {' and '.join(words)}" if words else noun
+
+
+# A constraint's attribute, and the bound it sets.
+_LIMITS = (
+    ("ge", "ge"),
+    ("gt", "gt"),
+    ("le", "le"),
+    ("lt", "lt"),
+    ("min_length", "ge"),
+    ("max_length", "le"),
+)
+_SIGNS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))

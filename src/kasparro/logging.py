@@ -10,6 +10,15 @@ import structlog
 from kasparro import redaction
 from kasparro.redaction import REDACTED
 
+CHATTY_LIBRARIES = (
+    "alembic",
+    "apscheduler",
+    "httpx",
+    "httpcore",
+    "pyrate_limiter",
+    "uvicorn.error",
+    "asyncio",
+)
 # Keys whose values never reach a log line, whatever a caller passes.
 _SECRET_KEYS = frozenset({"api_key", "admin_api_key", "authorization", "password", "x-api-key"})
 
@@ -63,12 +72,27 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(
-        level=level.upper(),
-        stream=_CurrentStderr(),
-        format="%(message)s",
-        force=True,
+    # The standard library's records (alembic, APScheduler, httpx, uvicorn) go through the same
+    # processors and renderer, so a log is one format whatever wrote it.
+    handler = logging.StreamHandler(_CurrentStderr())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info if use_json else structlog.dev.set_exc_info,
+                renderer,
+            ],
+        )
     )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
+    # Libraries' routine chatter (a line per HTTP request, per migration step, per job) is
+    # for debugging; their warnings and errors still show.
+    chatter = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(chatter)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -39,6 +39,12 @@ ETL_RUN_DURATION = Histogram(
     ["source", "status"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
+SOURCE_NEWEST_OBSERVATION = Gauge(
+    "kasparro_source_newest_observation_timestamp_seconds",
+    "Unix time of the newest observation per source (alert on time() minus this: freshness).",
+    ["source"],
+    multiprocess_mode="max",
+)
 ETL_LAST_SUCCESS = Gauge(
     "kasparro_etl_last_success_timestamp_seconds",
     "Unix time of the last successful ETL run per source.",

@@ -30,6 +30,9 @@ def test_idle_with_no_runs_lists_every_enabled_source(client: TestClient) -> Non
         "last_success_at": None,
         "last_failure_at": None,
         "last_error": None,
+        "newest_observation_at": None,
+        "observation_age_seconds": None,
+        "stale": False,  # never run: a new install is not stale
     }
 
 
@@ -41,6 +44,12 @@ def test_after_successful_runs(client: TestClient, loaded: dict[str, RunResult])
         assert source["last_status"] == "success"
         assert source["last_success_at"] is not None
         assert source["last_failure_at"] is None
+        assert source["newest_observation_at"] is not None
+        assert source["observation_age_seconds"] > 0
+        assert source["stale"] is False
+    assert body["status"] == "ok"
+    metrics = client.get("/metrics").text
+    assert 'kasparro_source_newest_observation_timestamp_seconds{source="csv"}' in metrics
 
 
 def test_offline_api_source_fails_cleanly_and_health_says_which(
@@ -58,7 +67,7 @@ def test_offline_api_source_fails_cleanly_and_health_says_which(
     assert failed.status == "failed"
     with TestClient(create_app(settings, engine)) as client:
         body = client.get("/health").json()
-    assert body["status"] == "ok"
+    assert body["status"] == "degraded"
     assert body["etl"] == "failing"
     assert body["sources"]["coingecko"]["last_status"] == "failed"
     assert body["sources"]["coingecko"]["last_failure_at"] is not None
@@ -83,6 +92,24 @@ def test_running_and_a_later_success_clears_failing(client: TestClient, engine: 
     assert body["sources"]["csv"]["last_status"] == "success"
     assert body["sources"]["csv"]["last_failure_at"] is not None
     assert body["sources"]["csv_weird"]["last_status"] == "running"
+
+
+def test_a_source_without_a_recent_success_is_stale(client: TestClient, engine: Engine) -> None:
+    now = datetime.now(UTC)
+    two_hours_ago = now - timedelta(hours=2)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(schema.etl_runs),
+            [
+                run_row("r-old", "csv", "success", two_hours_ago, two_hours_ago),
+                run_row("r-new", "csv_weird", "success", now, now),
+            ],
+        )
+    body = client.get("/health").json()
+    assert body["status"] == "degraded"
+    assert body["etl"] == "idle"
+    assert body["sources"]["csv"]["stale"] is True
+    assert body["sources"]["csv_weird"]["stale"] is False
 
 
 def _down_engines(database_url: str, tmp_path: Path) -> Engine:

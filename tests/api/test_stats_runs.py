@@ -197,13 +197,31 @@ def test_compare_counts_assets_and_price_moves(client: TestClient, engine: Engin
     assert_problem(client.get("/runs/compare", params={"a": "a"}), 422, mentions="`b`")
 
 
-def test_compare_two_real_runs(client: TestClient, loaded: dict[str, RunResult]) -> None:
-    body = client.get(
-        "/runs/compare", params={"a": loaded["csv"].run_id, "b": loaded["csv_weird"].run_id}
-    ).json()
-    RunComparison.model_validate(body)
-    # Different sources: nothing in common, everything added and removed.
-    assert body["largest_price_moves"] == []
-    assert body["assets_added"]["count"] > 0
-    assert body["assets_removed"]["count"] > 0
-    assert body["records_loaded"]["a"] == loaded["csv"].records_loaded
+def test_compare_two_real_runs(
+    client: TestClient, settings: Settings, engine: Engine, loaded: dict[str, RunResult]
+) -> None:
+    again = run_source(engine, settings, "csv", trigger="test")
+    response = client.get("/runs/compare", params={"a": loaded["csv"].run_id, "b": again.run_id})
+    assert response.status_code == 200, response.text
+    body = RunComparison.model_validate(response.json())
+    # A re-run of an unchanged file observes nothing new: it adds nothing, "removes" everything.
+    assert body.assets_added.count == 0
+    assert body.assets_removed.count > 0
+    assert body.largest_price_moves == []
+    assert body.records_loaded.a == loaded["csv"].records_loaded
+    assert body.records_unchanged.b == again.records_unchanged
+
+
+def test_compare_refuses_runs_of_different_sources(
+    client: TestClient, loaded: dict[str, RunResult]
+) -> None:
+    a, b = loaded["csv"].run_id, loaded["csv_weird"].run_id
+    problem = assert_problem(
+        client.get("/runs/compare", params={"a": a, "b": b}), 400, mentions="different sources"
+    )
+    assert "'csv'" in problem["detail"]
+    assert "'csv_weird'" in problem["detail"]
+    assert problem["sources"] == {"a": "csv", "b": "csv_weird"}
+    # Either way round.
+    swapped = assert_problem(client.get("/runs/compare", params={"a": b, "b": a}), 400)
+    assert swapped["sources"] == {"a": "csv_weird", "b": "csv"}

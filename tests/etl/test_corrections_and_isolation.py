@@ -179,7 +179,11 @@ def test_strangers_see_a_classified_error_and_admins_the_detail(
     with engine.begin() as conn:  # a database that breaks under the run, whatever the record
         conn.execute(sa.text("DROP TABLE price_history_revisions"))
     _csv(path, "AAA,Alpha,1.55,100,10,2026-01-01")
-    failed = run_source(engine, settings, "csv", trigger="test")
+    try:
+        failed = run_source(engine, settings, "csv", trigger="test")
+    finally:  # the PostgreSQL test database is shared by the session: put the table back
+        with engine.begin() as conn:
+            schema.price_history_revisions.create(conn)
 
     assert failed.status == "failed"
     assert failed.error == (

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import Engine
 
+from kasparro.api.docs import offline_docs_app
 from kasparro.api.errors import install_error_handlers, problem_openapi
 from kasparro.api.middleware import RequestContextMiddleware
 from kasparro.api.queries.data import TotalsCache
@@ -27,6 +28,7 @@ from kasparro.api.routes import (
     metrics,
     probes,
     quality,
+    quarantine,
     request_id,
     runs,
     stats,
@@ -71,8 +73,11 @@ def create_app(
         if app.state.read_pool is not None:
             await app.state.read_pool.open()
         if scheduler:
+            from kasparro.etl.lease import interrupt_dead_runs
             from kasparro.etl.scheduler import EtlScheduler
 
+            # Runs a dead process of this host left `running` end now, before any new run.
+            interrupt_dead_runs(db)
             etl_scheduler = EtlScheduler(db, settings)
             etl_scheduler.start()
         app.state.scheduler = etl_scheduler
@@ -86,7 +91,8 @@ def create_app(
             if owns_engine:
                 db.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load their scripts from the server itself, not from a CDN.
+    app = offline_docs_app(
         title="Kasparro",
         version="0.1.0",
         description=DESCRIPTION,
@@ -111,7 +117,7 @@ def create_app(
         parse_schedule(settings.etl_schedule)
 
     install_error_handlers(app)
-    for module in (health, probes, data, assets, etl, stats, runs, quality, metrics):
+    for module in (health, probes, data, assets, etl, stats, runs, quality, quarantine, metrics):
         app.include_router(module.router)
     if os.environ.get(BENCH_ENV) == "1":
         app.include_router(_bench_router())

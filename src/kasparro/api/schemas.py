@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kasparro.models import SOURCES
 
 SourceName = Literal["coingecko", "coinpaprika", "csv", "csv_weird"]
-RunStatus = Literal["running", "success", "degraded", "failed"]
+RunStatus = Literal["running", "success", "degraded", "failed", "interrupted"]
 
 if set(get_args(SourceName)) != set(SOURCES):  # pragma: no cover - a guard for new sources
     raise RuntimeError("SourceName (kasparro.api.schemas) is out of step with models.SOURCES")
@@ -66,12 +66,28 @@ class SourceHealth(_Model):
     last_error: str | None = Field(
         default=None, description="The latest failed run's error, when the latest run failed."
     )
+    newest_observation_at: datetime | None = Field(
+        default=None, description="The newest observed_at among the source's latest values."
+    )
+    observation_age_seconds: float | None = Field(
+        default=None, description="How old that newest observation is, now."
+    )
+    stale: bool = Field(
+        default=False,
+        description="No successful run for SOURCE_STALE_SECONDS (none at all counts as stale "
+        "only once a run was attempted).",
+    )
 
 
 class Health(_Model):
-    status: Literal["ok", "error"]
-    db: Literal["ok", "down"]
-    database: Literal["connected", "disconnected"]
+    status: Literal["ok", "degraded", "error"] = Field(
+        description="ok; degraded: some enabled source is failing or stale (see `sources`); "
+        "error: the database cannot be reached."
+    )
+    db: Literal["ok", "down"] = Field(description="Alias kept for existing clients.")
+    database: Literal["connected", "disconnected"] = Field(
+        description="Alias kept for existing clients."
+    )
     etl: Literal["idle", "running", "failing", "unknown"] = Field(
         description="running: a run is in progress; failing: some enabled source's latest "
         "finished run failed; unknown: the database cannot be read."
@@ -192,6 +208,9 @@ class SourceStats(_Model):
     last_failure_at: datetime | None
     running: bool = Field(description="A run of this source is in progress.")
     quarantined: int = Field(description="Records held in quarantine for this source.")
+    quarantine_reasons: dict[str, int] = Field(
+        description="Those records per `reason_code` (see GET /quarantine), most frequent first."
+    )
     assets: int = Field(description="Source assets with a latest value.")
 
 
@@ -331,3 +350,32 @@ class RunComparison(_Model):
     )
     anomalies_a: list[Anomaly] = Field(description="Anomalies found for run a.")
     anomalies_b: list[Anomaly] = Field(description="Anomalies found for run b.")
+
+
+# /quarantine ----------------------------------------------------------------------------------
+
+
+class QuarantinedRecord(_Model):
+    """A record that could not be read with certainty, kept with its reason and payload."""
+
+    id: int
+    source: str
+    raw_id: str = Field(description="The content address of the payload (in raw_payloads).")
+    source_asset_id: str | None = Field(description="The source's id for the asset, when read.")
+    reason: str = Field(description="Why, in words: the field and what is wrong with it.")
+    reason_code: str = Field(
+        description="A short, stable class of the reason: ambiguous_number, not_a_number, "
+        "invalid_value, missing_field, missing_price, unstorable_text, too_long, "
+        "future_timestamp, implausible_timestamp, bad_timestamp, malformed_line, "
+        "database_rejected, invalid_field."
+    )
+    run_id: str = Field(description="The run that quarantined it.")
+    created_at: datetime = Field(description="When it was quarantined.")
+    payload: dict[str, Any] = Field(
+        description="The record as received; over 64 KiB, an excerpt (`truncated`: true)."
+    )
+
+
+class QuarantinePage(_Model):
+    data: list[QuarantinedRecord] = Field(description="Newest first.")
+    meta: PageMeta

@@ -10,7 +10,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -42,6 +42,7 @@ from kasparro.quality.anomalies import (
 )
 from kasparro.quality.drift import DriftReport
 from kasparro.sources.base import SourceError
+from kasparro.sources.registry import is_incremental
 
 log = get_logger(__name__)
 
@@ -107,12 +108,20 @@ def check_sources(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def run_source(engine: Engine, settings: Settings, source: str, *, trigger: str) -> RunResult:
-    """Run one source now, in this thread; raises SourceBusy if it is already running."""
+def run_source(
+    engine: Engine,
+    settings: Settings,
+    source: str,
+    *,
+    trigger: str,
+    on_batch: Callable[[str, int], None] | None = None,
+) -> RunResult:
+    """Run one source now, in this thread; raises SourceBusy if it is already running.
+    `on_batch(label, records processed so far)` is called after each committed batch."""
     (lease,) = _begin(engine, settings, check_sources([source]), trigger)
     ttl = timedelta(seconds=settings.etl_lock_lease_seconds)
     with Heartbeat(engine, [lease], ttl):
-        return _execute(engine, settings, lease, source)
+        return _execute(engine, settings, lease, source, on_batch)
 
 
 def start_runs(
@@ -155,7 +164,13 @@ def _begin(engine: Engine, settings: Settings, names: list[str], trigger: str) -
     return leases
 
 
-def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> RunResult:
+def _execute(
+    engine: Engine,
+    settings: Settings,
+    lease: Lease,
+    name: str,
+    on_batch: Callable[[str, int], None] | None = None,
+) -> RunResult:
     started = time.monotonic()
     status, error, failure_point = "success", None, None
     totals = dict.fromkeys(
@@ -184,19 +199,14 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
                     )
                     for key, value in outcome.items():
                         totals[key] += value
+                    if on_batch is not None:
+                        on_batch(prepared.label, totals["processed"])
                     planner_stats.grew(outcome["linked"])
                     faults.hit(name, "after_checkpoint", batch=number, label=label)
                     label = "fetch after " + prepared.label
-        except (SourceError, InjectedFault, LeaseLost) as exc:
-            status, error, failure_point = "failed", redaction.redact(str(exc)), label
         except Exception as exc:
-            # Anyone may read a run's error: it names the class of failure and where, never
-            # the driver's text or SQL, which go to the log and the authenticated run detail.
             status, failure_point = "failed", label
-            kind = "database error" if isinstance(exc, sa.exc.SQLAlchemyError) else "internal error"
-            error = f"{kind} while loading {label} (run {lease.run_id})"
-            detail = redaction.redact(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-            log.error("etl_run_crashed", error=error, detail=detail)
+            error, detail = run_failure(exc, label, lease.run_id)
         finally:
             planner_stats.wait()
         duration_ms = int((time.monotonic() - started) * 1000)
@@ -209,7 +219,11 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
         status, error = _finish(
             engine, settings, lease, name, status, (error, detail), failure_point, duration_ms
         )
-        log.info("etl_run_finished", status=status, error=error, duration_ms=duration_ms, **totals)
+        # A failed run is an error and a degraded one a warning: LOG_LEVEL=WARNING keeps both.
+        level = {"failed": "error", "degraded": "warning"}.get(status, "info")
+        getattr(log, level)(
+            "etl_run_finished", status=status, error=error, duration_ms=duration_ms, **totals
+        )
         return RunResult(
             run_id=lease.run_id,
             source=name,
@@ -223,6 +237,20 @@ def _execute(engine: Engine, settings: Settings, lease: Lease, name: str) -> Run
             error=error,
             failure_point=failure_point,
         )
+
+
+def run_failure(exc: Exception, label: str, run_id: str) -> tuple[str, str | None]:
+    """A failed run's error, which anyone may read, and its detail (for admins); call it while
+    handling `exc`."""
+    if isinstance(exc, SourceError | InjectedFault | LeaseLost):
+        return redaction.redact(str(exc)), None
+    # Anyone may read a run's error: it names the class of failure and where, never the
+    # driver's text or SQL, which go to the log and the authenticated run detail.
+    kind = "database error" if isinstance(exc, sa.exc.SQLAlchemyError) else "internal error"
+    error = f"{kind} while loading {label} (run {run_id})"
+    detail = redaction.redact(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+    log.error("etl_run_crashed", error=error, detail=detail)
+    return error, detail
 
 
 def _commit_batch(
@@ -364,7 +392,8 @@ def _detect_anomalies(
         with write_transaction(engine) as conn:
             run = conn.execute(sa.select(etl_runs).where(etl_runs.c.run_id == run_id)).one()
             found = []
-            if run.status in ("success", "degraded"):
+            # A replay's size is that of the quarantine, not of its source's runs.
+            if run.status in ("success", "degraded") and run.trigger != "replay":
                 figures = RunFigures(
                     run.records_processed, run.records_quarantined, run.duration_ms or 0
                 )
@@ -374,9 +403,13 @@ def _detect_anomalies(
                     run_history(conn, source, run_id),
                     count_drop=settings.anomaly_count_drop,
                     duration_factor=settings.anomaly_duration_factor,
+                    incremental=is_incremental(source),
                 )
             found += price_outliers(
-                touched_prices(conn, run_id, source), source, settings.anomaly_price_deviation
+                touched_prices(conn, run_id, source),
+                source,
+                settings.anomaly_price_deviation,
+                timedelta(seconds=settings.anomaly_freshness_seconds),
             )
             if found:
                 conn.execute(sa.insert(anomalies), [a.row(run_id, now) for a in found])

@@ -72,8 +72,8 @@ def list_runs(
 @router.get(
     "/runs/compare",
     response_model=RunComparison,
-    summary="Compare two runs",
-    responses=problem_responses(404, 422, 429, 500, 503),
+    summary="Compare two runs of one source",
+    responses=problem_responses(400, 404, 422, 429, 500, 503),
 )
 def compare_runs(
     engine: EngineDep,
@@ -81,6 +81,8 @@ def compare_runs(
     b: Annotated[str, Query(min_length=1, max_length=36, pattern=NO_NUL, description="Run B.")],
 ) -> RunComparison:
     """Record counts and durations side by side (`delta` = b - a), and what changed in the data.
+    Both runs must be of the same source: runs of two sources share no asset, so every count
+    would read as a change (400, naming both sources).
 
     What a run *observed* is read from `price_history.run_id`: the source assets for which the
     run wrote at least one history row, each with the price of the newest such row (by
@@ -101,6 +103,14 @@ def compare_runs(
     with engine.connect() as conn:
         run_a = _run_or_404(conn, a, "a")
         run_b = _run_or_404(conn, b, "b")
+        if run_a["source"] != run_b["source"]:
+            raise ProblemError(
+                400,
+                f"runs of different sources cannot be compared: run a ({a!r}) is of source "
+                f"{run_a['source']!r}, run b ({b!r}) of source {run_b['source']!r}",
+                slug="runs-of-different-sources",
+                sources={"a": run_a["source"], "b": run_b["source"]},
+            )
         seen_a = runs_queries.run_observations(conn, run_a)
         seen_b = runs_queries.run_observations(conn, run_b)
         anomalies_a = events_queries.run_events(conn, anomalies, run_a["run_id"])
