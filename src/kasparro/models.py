@@ -145,8 +145,9 @@ def canonical_json(payload: Any) -> bytes:
     """One serialization per content, whatever the order of its keys.
 
     Whatever a source delivered must be storable as it is logged: a NUL (which PostgreSQL's
-    JSONB refuses) and a lone surrogate (which is not UTF-8) are written as visible escapes, so
-    the payload is kept, and its record quarantined, instead of failing the batch.
+    JSONB refuses) and a lone surrogate (which is not UTF-8) are written as visible escapes, and
+    an integer beyond 64 bits as its digits in a string, so the payload is kept, and its record
+    quarantined, instead of failing the batch.
     """
     try:
         body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
@@ -158,6 +159,8 @@ def canonical_json(payload: Any) -> bytes:
 
 
 def _escaped(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)  # JSON allows any integer; orjson writes 64 bits: kept exact, as text
     if isinstance(value, str):
         return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
     if isinstance(value, dict):
