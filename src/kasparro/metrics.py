@@ -58,6 +58,7 @@ DRIFT_EVENTS = Counter(
 )
 ANOMALIES = Counter(
     "kasparro_anomalies_total",
-    "Anomalies by source and kind (record_count_drop, duration_spike, error_spike, price_outlier).",
+    "Anomalies by source and kind (record_count_drop, duration_spike, error_spike, stale_source, "
+    "price_outlier).",
     ["source", "kind"],
 )

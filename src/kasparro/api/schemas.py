@@ -285,8 +285,8 @@ class Anomaly(_Model):
     run_id: str
     source: str
     kind: str = Field(
-        description="record_count_drop, duration_spike, error_spike, price_outlier or "
-        "price_disagreement."
+        description="record_count_drop, duration_spike, error_spike, stale_source or "
+        "price_outlier (price_disagreement: recorded by versions before 0003)."
     )
     asset_id: str | None = Field(description="For price anomalies, the canonical asset.")
     detail: str

@@ -395,7 +395,10 @@ def _detect_anomalies(
             # A replay's size is that of the quarantine, not of its source's runs.
             if run.status in ("success", "degraded") and run.trigger != "replay":
                 figures = RunFigures(
-                    run.records_processed, run.records_quarantined, run.duration_ms or 0
+                    run.records_processed,
+                    run.records_quarantined,
+                    run.duration_ms or 0,
+                    run.records_loaded + run.records_revised,
                 )
                 found += compare_run(
                     source,

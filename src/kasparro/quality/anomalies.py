@@ -53,6 +53,9 @@ class RunFigures:
     records_processed: int
     records_quarantined: int
     duration_ms: int
+    # Observations the run stored or corrected: none, while records arrive, means the source
+    # sent what it sent before. None: not known.
+    records_moved: int | None = None
 
 
 def compare_run(
@@ -68,6 +71,17 @@ def compare_run(
     if not history or (incremental and run.records_processed == 0):
         return []
     found = []
+    if not incremental and _unmoved(run) and _unmoved(history[0]):
+        found.append(
+            Anomaly(
+                "stale_source",
+                source,
+                f"{run.records_processed} records, none newer than those of the run before, two "
+                "runs in a row: the source is sending the same observations",
+                0,
+                run.records_processed,
+            )
+        )
     count = statistics.median(h.records_processed for h in history)
     if count > 0 and run.records_processed < (1 - count_drop) * count:
         found.append(
@@ -151,7 +165,11 @@ def price_outliers(
 def run_history(conn: Connection, source: str, run_id: str) -> list[RunFigures]:
     rows = conn.execute(
         sa.select(
-            etl_runs.c.records_processed, etl_runs.c.records_quarantined, etl_runs.c.duration_ms
+            etl_runs.c.records_processed,
+            etl_runs.c.records_quarantined,
+            etl_runs.c.duration_ms,
+            etl_runs.c.records_loaded,
+            etl_runs.c.records_revised,
         )
         .where(
             etl_runs.c.source == source,
@@ -164,7 +182,13 @@ def run_history(conn: Connection, source: str, run_id: str) -> list[RunFigures]:
         .limit(BASELINE_RUNS)
     )
     return [
-        RunFigures(r.records_processed, r.records_quarantined, r.duration_ms or 0) for r in rows
+        RunFigures(
+            r.records_processed,
+            r.records_quarantined,
+            r.duration_ms or 0,
+            r.records_loaded + r.records_revised,
+        )
+        for r in rows
     ]
 
 
@@ -187,6 +211,10 @@ def touched_prices(conn: Connection, run_id: str, source: str) -> dict[str, dict
     for asset_id, member_source, price, observed_at in rows:
         prices[asset_id][member_source] = Quote(price, observed_at)
     return prices
+
+
+def _unmoved(run: RunFigures) -> bool:
+    return run.records_moved == 0 and run.records_processed > run.records_quarantined
 
 
 def _quarantine_share(run: RunFigures) -> float:

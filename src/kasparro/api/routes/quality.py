@@ -19,7 +19,12 @@ RunFilter = Annotated[
     str | None, Query(min_length=1, max_length=36, pattern=NO_NUL, description="Only this run.")
 ]
 AnomalyKind = Literal[
-    "record_count_drop", "duration_spike", "error_spike", "price_outlier", "price_disagreement"
+    "record_count_drop",
+    "duration_spike",
+    "error_spike",
+    "stale_source",
+    "price_outlier",
+    "price_disagreement",
 ]
 
 
