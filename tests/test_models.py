@@ -33,3 +33,25 @@ def test_an_observation_carries_every_field_of_the_record() -> None:
     observation = record.observation()
     assert observation._asdict() == record.model_dump()
     assert list(observation._fields) == list(UnifiedRecord.model_fields)
+
+
+def test_whitespace_around_text_is_stripped_and_control_characters_inside_refused() -> None:
+    from kasparro.models import RawRecord
+    from kasparro.sources.coingecko import normalize
+
+    def item(name: str) -> RawRecord:
+        return RawRecord.of(
+            "coingecko",
+            {
+                "id": "foo",
+                "symbol": "foo",
+                "name": name,
+                "current_price": 1.5,
+                "last_updated": "2026-01-01T00:00:00Z",
+            },
+        )
+
+    accepted = normalize(item("Foo Coin\r\n"))
+    assert getattr(accepted, "name", None) == "Foo Coin"
+    refused = normalize(item("Foo\nCoin"))
+    assert getattr(refused, "code", None) == "unstorable_text"

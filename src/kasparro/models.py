@@ -52,8 +52,10 @@ class UnifiedRecord(BaseModel):
     @field_validator("source_asset_id", "symbol", "name", mode="before")
     @classmethod
     def _storable(cls, value: object) -> object:
-        if isinstance(value, str) and _UNSTORABLE.search(value):
-            bad = _UNSTORABLE.search(value)
+        # Whitespace around a value (a trailing newline) is stripped, as for any field; only
+        # what is left must be storable.
+        if isinstance(value, str) and _UNSTORABLE.search(value.strip()):
+            bad = _UNSTORABLE.search(value.strip())
             assert bad is not None
             raise PydanticCustomError(
                 "unstorable_text",
