@@ -3,6 +3,7 @@ the ETL and the API with only the rights it needs, on tables created before and 
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import uuid
@@ -39,6 +40,7 @@ def roles(postgres_url: str) -> Iterator[tuple[str, str]]:
     """A new database with the two roles of roles.sql (unique names); (owner URL, app URL)."""
     suffix = uuid.uuid4().hex[:8]
     database, owner, app = f"kasparro_roles_{suffix}", f"k_owner_{suffix}", f"k_app_{suffix}"
+    owner_password, app_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     admin = create_db_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
@@ -47,12 +49,23 @@ def roles(postgres_url: str) -> Iterator[tuple[str, str]]:
     try:
         _psql(
             as_admin,
-            *("-v", f"db={database}", "-v", f"owner={owner}", "-v", "owner_password=o-pw"),
-            *("-v", f"app={app}", "-v", "app_password=a-pw", "-f", str(ROLES_SQL)),
+            *(
+                "-v",
+                f"db={database}",
+                "-v",
+                f"owner={owner}",
+                "-v",
+                f"owner_password={owner_password}",
+            ),
+            *("-v", f"app={app}", "-v", f"app_password={app_password}", "-f", str(ROLES_SQL)),
         )
         yield (
-            base.set(username=owner, password="o-pw", database=database).render_as_string(False),
-            base.set(username=app, password="a-pw", database=database).render_as_string(False),
+            base.set(username=owner, password=owner_password, database=database).render_as_string(
+                False
+            ),
+            base.set(username=app, password=app_password, database=database).render_as_string(
+                False
+            ),
         )
     finally:
         with admin.connect() as conn:

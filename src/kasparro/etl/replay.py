@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,22 +25,21 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine, Row
 
-from kasparro import metrics
 from kasparro.config import Settings
 from kasparro.db.engine import write_transaction
-from kasparro.db.schema import etl_runs, quarantine, raw_payloads
+from kasparro.db.schema import quarantine, raw_payloads
 from kasparro.etl.lease import Heartbeat, Lease, renew
 from kasparro.etl.prepare import PreparedBatch, prepare
-from kasparro.etl.runner import (
+from kasparro.etl.run_record import (
     LeaseLost,
     RunResult,
-    StartedRun,
-    _begin,
-    _finish,
-    _record_drift,
-    check_sources,
+    add_batch_to_run,
+    conclude,
+    count_records,
+    record_drift,
     run_failure,
 )
+from kasparro.etl.runner import StartedRun, begin_runs, check_sources
 from kasparro.identity.crosswalk import Crosswalk, load_crosswalk
 from kasparro.load.isolation import load_isolating
 from kasparro.load.quarantine import quarantine_row
@@ -88,7 +87,7 @@ def replay_source(
 ) -> RunResult:
     """Replay one source's quarantined records now, in this thread; raises SourceBusy if a run
     of the source holds its lease."""
-    (lease,) = _begin(engine, settings, check_sources([source]), TRIGGER)
+    (lease,) = begin_runs(engine, settings, check_sources([source]), TRIGGER)
     ttl = timedelta(seconds=settings.etl_lock_lease_seconds)
     with Heartbeat(engine, [lease], ttl):
         return _replay(engine, settings, lease, source, selection)
@@ -100,7 +99,7 @@ def start_replays(
     """Record and lease a replay of every source now (all or none), then run them in a
     background thread."""
     names = check_sources(sources)
-    leases = _begin(engine, settings, names, TRIGGER)
+    leases = begin_runs(engine, settings, names, TRIGGER)
     ttl = timedelta(seconds=settings.etl_lock_lease_seconds)
 
     def work() -> None:
@@ -140,29 +139,16 @@ def _replay(
         finally:
             if source is not None:
                 source.close()
-        duration_ms = int((time.monotonic() - started) * 1000)
-        if status == "success" and totals["refused"]:
-            status = "degraded"
-            error = (
-                f"the database refused {totals['refused']} record(s): they stay quarantined as "
-                "database_rejected, the others loaded"
-            )
-        status, error = _finish(
-            engine, settings, lease, name, status, (error, detail), failure_point, duration_ms
-        )
-        log.info("replay_finished", status=status, error=error, duration_ms=duration_ms, **totals)
-        return RunResult(
-            run_id=lease.run_id,
-            source=name,
-            status=status,
-            records_processed=totals["processed"],
-            records_loaded=totals["loaded"],
-            records_unchanged=totals["unchanged"],
-            records_quarantined=totals["quarantined"],
-            records_revised=totals["revised"],
-            duration_ms=duration_ms,
-            error=error,
-            failure_point=failure_point,
+        # A refused record stays quarantined, as database_rejected.
+        return conclude(
+            engine,
+            settings,
+            lease,
+            name,
+            (status, error, detail, failure_point),
+            started,
+            totals,
+            event="replay_finished",
         )
 
 
@@ -216,27 +202,11 @@ def _commit(
             now=now,
         )
         _update_reasons(conn, rows, failing, lease.run_id, now)
-        _record_drift(conn, source.name, prepared.drift, lease.run_id, now)
+        record_drift(conn, source.name, prepared.drift, lease.run_id, now)
         still = len(rows) - len(valid) + outcome.quarantined
-        conn.execute(
-            sa.update(etl_runs)
-            .where(etl_runs.c.run_id == lease.run_id)
-            .values(
-                records_processed=etl_runs.c.records_processed + len(rows),
-                records_loaded=etl_runs.c.records_loaded + outcome.loaded,
-                records_unchanged=etl_runs.c.records_unchanged + outcome.unchanged,
-                records_quarantined=etl_runs.c.records_quarantined + still,
-                records_revised=etl_runs.c.records_revised + outcome.revised,
-                batches_committed=etl_runs.c.batches_committed + 1,
-            )
-        )
-    for outcome_name, count in (
-        ("loaded", outcome.loaded),
-        ("unchanged", outcome.unchanged),
-        ("revised", outcome.revised),
-    ):
-        if count:
-            metrics.ETL_RECORDS.labels(source.name, outcome_name).inc(count)
+        add_batch_to_run(conn, lease.run_id, replace(outcome, processed=len(rows)), still)
+    # Records that stay quarantined were counted when they were quarantined first.
+    count_records(source.name, outcome, quarantined=False)
     return Counter(
         processed=len(rows),
         loaded=outcome.loaded,

@@ -17,7 +17,7 @@ from typing import Any, cast
 import orjson
 
 from kasparro.fakes.faults import FakeState
-from kasparro.fakes.seeds import iso_ms, iso_s, sig
+from kasparro.fakes.seeds import PP_PERCENT_FIELDS, iso_ms, iso_s, sig
 from kasparro.fakes.server import FakeUpstreams
 from kasparro.fakes.universe import Universe
 
@@ -77,23 +77,7 @@ def coinpaprika_item(coin: ListedCoin, rank: int, stamp: datetime) -> dict[str, 
     quote: dict[str, Any] = {
         "price": price,
         "volume_24h": cap * 0.05,
-        "volume_24h_change_24h": 0.0,
-        "market_cap": round(cap),
-        "market_cap_change_24h": 1.0,
-        **dict.fromkeys(
-            (
-                "percent_change_15m",
-                "percent_change_30m",
-                "percent_change_1h",
-                "percent_change_6h",
-                "percent_change_12h",
-                "percent_change_24h",
-                "percent_change_7d",
-                "percent_change_30d",
-                "percent_change_1y",
-            ),
-            0.0,
-        ),
+        **dict.fromkeys(PP_PERCENT_FIELDS, 0.0),
         "ath_price": price * 2,
         "ath_date": "2024-12-17T00:00:00Z",
         "percent_from_price_ath": -50.0,

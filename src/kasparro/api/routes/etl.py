@@ -48,6 +48,18 @@ def require_admin(
         raise ProblemError(403, "the X-API-Key header is not the admin API key", slug="bad-api-key")
 
 
+def source_busy(exc: SourceBusy) -> ProblemError:
+    """409 naming the source and the run that holds it (starting runs or a replay)."""
+    return ProblemError(
+        409,
+        f"{exc.source} is already running (run {exc.run_id})",
+        slug="source-busy",
+        title="Source already running",
+        source=exc.source,
+        run_id=exc.run_id,
+    )
+
+
 def is_admin(settings: SettingsDep, sent: str | None) -> bool:
     """True when a key is configured and `sent` is it (for what only admins may read)."""
     configured = settings.admin_api_key.get_secret_value() if settings.admin_api_key else ""
@@ -92,13 +104,6 @@ def run_etl(
     except UnknownSource as exc:  # the query's enum already refuses these
         raise ProblemError(400, str(exc), slug="unknown-source", param="source") from None
     except SourceBusy as exc:
-        raise ProblemError(
-            409,
-            f"{exc.source} is already running (run {exc.run_id})",
-            slug="source-busy",
-            title="Source already running",
-            source=exc.source,
-            run_id=exc.run_id,
-        ) from None
+        raise source_busy(exc) from None
     log.info("etl_runs_requested", runs=[r.run_id for r in started])
     return StartedRuns(runs=[StartedRun(run_id=r.run_id, source=r.source) for r in started])

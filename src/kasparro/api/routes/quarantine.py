@@ -20,7 +20,7 @@ from kasparro.api.routes import (
     WriteEngineDep,
     page_meta,
 )
-from kasparro.api.routes.etl import require_admin
+from kasparro.api.routes.etl import require_admin, source_busy
 from kasparro.api.schemas import (
     QuarantinedRecord,
     QuarantinePage,
@@ -139,14 +139,7 @@ def replay_quarantine(
     try:
         started = start_replays(engine, settings, names, selection) if names else []
     except SourceBusy as exc:
-        raise ProblemError(
-            409,
-            f"{exc.source} is already running (run {exc.run_id})",
-            slug="source-busy",
-            title="Source already running",
-            source=exc.source,
-            run_id=exc.run_id,
-        ) from None
+        raise source_busy(exc) from None
     log.info("quarantine_replay_requested", runs=[r.run_id for r in started])
     return StartedRuns(runs=[StartedRun(run_id=r.run_id, source=r.source) for r in started])
 
