@@ -24,6 +24,9 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
         "csv_enabled": False,
         "csv_weird_enabled": False,
         "http_max_attempts": 2,
+        # Pages one at a time, so request logs are exact; the concurrent crawl has its own tests
+        # (tests/sources/test_concurrent_crawl.py) and benchmark.
+        "http_max_in_flight": 1,
         "http_max_retry_seconds": 5,
         "http_timeout_seconds": 5,
         "coingecko_rate_limit_per_minute": 100_000,

@@ -2,53 +2,37 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+import copy
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import sqlalchemy as sa
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kasparro import redaction
+from kasparro.sources.base import SourceSettings, setting_fields
+
+SourceSettingsT = TypeVar("SourceSettingsT", bound=SourceSettings)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLES_DIR = PACKAGE_DIR / "samples"
 DEFAULT_SQLITE_PATH = Path("data") / "kasparro.db"
 
 
-class CoinGeckoPlan(StrEnum):
-    PUBLIC = "public"
-    DEMO = "demo"
-    PRO = "pro"
-
-
-COINGECKO_ROOTS: dict[CoinGeckoPlan, str] = {
-    CoinGeckoPlan.PUBLIC: "https://api.coingecko.com/api/v3",
-    CoinGeckoPlan.DEMO: "https://api.coingecko.com/api/v3",
-    CoinGeckoPlan.PRO: "https://pro-api.coingecko.com/api/v3",
-}
-COINGECKO_KEY_HEADERS: dict[CoinGeckoPlan, str | None] = {
-    CoinGeckoPlan.PUBLIC: None,
-    CoinGeckoPlan.DEMO: "x-cg-demo-api-key",
-    CoinGeckoPlan.PRO: "x-cg-pro-api-key",
-}
-# Calls per minute each plan allows (FACTS.md); a full public crawl would take many minutes.
-COINGECKO_PLAN_RATE_PER_MINUTE: dict[CoinGeckoPlan, float] = {
-    CoinGeckoPlan.PUBLIC: 10,
-    CoinGeckoPlan.DEMO: 30,
-    CoinGeckoPlan.PRO: 500,
-}
 # An admin key a person could guess or brute-force is refused at start-up.
 ADMIN_KEY_MIN_LENGTH = 16
-COINPAPRIKA_FREE_ROOT = "https://api.coinpaprika.com/v1"
-COINPAPRIKA_PAID_ROOT = "https://api-pro.coinpaprika.com/v1"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-# Settings whose value an error message never quotes.
-SECRET_SETTINGS = frozenset(
-    {"admin_api_key", "coingecko_api_key", "coinpaprika_api_key", "database_url", "redis_url"}
-)
+# Settings whose value an error message never quotes (besides every SecretStr, see below).
+_SECRET_CORE_SETTINGS = frozenset({"admin_api_key", "database_url", "redis_url"})
 DATABASE_URL_EXAMPLES = (
     "postgresql+psycopg://USER:PASSWORD@HOST:5432/DATABASE or sqlite:///PATH/TO/FILE.db"
 )
@@ -58,10 +42,11 @@ class SettingError(ValueError):
     """A setting that is well-formed but cannot work on this machine; the message names it."""
 
 
-class Settings(BaseSettings):
-    """Kasparro's configuration; every field is documented in `.env.example`."""
+class CoreSettings(BaseSettings):
+    """Kasparro's own settings. `Settings` adds every registered source's (`<PREFIX><FIELD>`,
+    declared by the source); every field is documented in `.env.example`."""
 
-    # A variable set but empty (`COINGECKO_API_KEY=` in a .env) means unset, not "".
+    # A variable set but empty (`ADMIN_API_KEY=` in a .env) means unset, not "".
     # An error never quotes the value it refuses: that value may be a key.
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -85,34 +70,14 @@ class Settings(BaseSettings):
     # the schema's owner and the server connects as a role that may not change the schema.
     migrate_on_start: bool = True
 
-    # Sources
-    coingecko_enabled: bool = True
-    coingecko_api_plan: CoinGeckoPlan = CoinGeckoPlan.PUBLIC
-    coingecko_api_key: SecretStr | None = None
-    coingecko_base_url: str | None = None
-    coingecko_per_page: int = Field(default=250, ge=1, le=250)
-    coingecko_max_pages: int | None = Field(default=None, ge=1)
-    coingecko_rate_limit_per_minute: float | None = Field(default=None, gt=0)
-
-    coinpaprika_enabled: bool = True
-    coinpaprika_api_key: SecretStr | None = None
-    coinpaprika_base_url: str | None = None
-    coinpaprika_rate_limit_per_second: float = Field(default=10, gt=0)
-
-    csv_enabled: bool = True
-    csv_path: Path = SAMPLES_DIR / "markets.csv"
-    csv_weird_enabled: bool = True
-    csv_weird_path: Path = SAMPLES_DIR / "markets_weird.csv"
-    # A last line without its newline may still be being written: it is read only once its
-    # file has not changed for this long (the checkpoint never passes it).
-    csv_settle_seconds: float = Field(default=30, ge=0)
-
     identity_crosswalk_path: Path | None = None
 
     # HTTP client (outbound)
     http_timeout_seconds: float = Field(default=20, gt=0)
     http_max_attempts: int = Field(default=5, ge=1)
     http_max_retry_seconds: float = Field(default=120, gt=0)
+    # Pages of one paged source requested at once, all paced by its plan's rate limit.
+    http_max_in_flight: int = Field(default=8, ge=1, le=64)
 
     # ETL
     etl_schedule: str = "*/10 * * * *"
@@ -133,6 +98,14 @@ class Settings(BaseSettings):
     anomaly_freshness_seconds: int = Field(default=3600, ge=1)
     # /health says "degraded" for a source with no successful run for this long.
     source_stale_seconds: int = Field(default=3600, ge=60)
+
+    # Consensus reference price (docs/methodology.md): a constituent older than the window
+    # before the newest is stale; outliers lie beyond max(k x 1.4826 x MAD, floor) in log price.
+    consensus_freshness_seconds: int = Field(default=900, ge=1, le=86_400)
+    consensus_outlier_k: float = Field(default=3.5, gt=0)
+    consensus_outlier_floor_bps: float = Field(default=100, ge=0, le=5_000)
+    consensus_max_dispersion_bps: float = Field(default=500, gt=0)
+    consensus_frozen_observations: int = Field(default=3, ge=2, le=100)
 
     # API
     api_host: str = "127.0.0.1"
@@ -207,10 +180,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _register_secrets(self) -> Settings:
+    def _register_secrets(self) -> CoreSettings:
         """Every secret this process is configured with is redacted wherever text leaves it."""
-        keys = (self.coingecko_api_key, self.coinpaprika_api_key, self.admin_api_key)
-        found: list[str | None] = [k.get_secret_value() for k in keys if k is not None]
+        found: list[str | None] = [
+            value.get_secret_value()
+            for name in type(self).model_fields
+            if name != "redis_url" and isinstance(value := getattr(self, name), SecretStr)
+        ]
         if self.redis_url is not None:
             found.append(_url_password(self.redis_url.get_secret_value()))
         found.append(_url_password(self.resolved_database_url))
@@ -218,7 +194,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _faults_never_in_production(self) -> Settings:
+    def _faults_never_in_production(self) -> CoreSettings:
         if self.kasparro_faults and self.kasparro_env == "production":
             raise ValueError("KASPARRO_FAULTS is refused when KASPARRO_ENV=production")
         return self
@@ -229,30 +205,27 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
-    @property
-    def coingecko_root(self) -> str:
-        return (self.coingecko_base_url or COINGECKO_ROOTS[self.coingecko_api_plan]).rstrip("/")
+    def source_settings(self, model: type[SourceSettingsT], prefix: str) -> SourceSettingsT:
+        """One source's own settings, as its model types them (validated with the rest)."""
+        values = {
+            key: getattr(self, flat) for flat, (key, _) in setting_fields(model, prefix).items()
+        }
+        return model.model_validate(values)
 
-    @property
-    def coingecko_page_cap(self) -> int | None:
-        """Pages to crawl: all on pro; the top 1,000 coins on public and demo unless overridden."""
-        if self.coingecko_max_pages is not None:
-            return self.coingecko_max_pages
-        if self.coingecko_api_plan is CoinGeckoPlan.PRO:
-            return None
-        return max(1, -(-1000 // self.coingecko_per_page))
+    @model_validator(mode="after")
+    def _source_settings_valid(self) -> CoreSettings:
+        """A source's checks across its fields run at start-up too, naming its variables."""
+        from kasparro.sources.registry import source_classes
 
-    @property
-    def coingecko_calls_per_minute(self) -> float:
-        if self.coingecko_rate_limit_per_minute is not None:
-            return self.coingecko_rate_limit_per_minute
-        return COINGECKO_PLAN_RATE_PER_MINUTE[self.coingecko_api_plan]
-
-    @property
-    def coinpaprika_root(self) -> str:
-        if self.coinpaprika_base_url:
-            return self.coinpaprika_base_url.rstrip("/")
-        return COINPAPRIKA_PAID_ROOT if self.coinpaprika_api_key else COINPAPRIKA_FREE_ROOT
+        for source in source_classes().values():
+            try:
+                self.source_settings(source.settings_model, source.env_prefix)
+            except ValidationError as exc:
+                messages = "; ".join(
+                    str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()
+                )
+                raise ValueError(messages) from None
+        return self
 
 
 def _url_password(url: str) -> str | None:
@@ -261,6 +234,47 @@ def _url_password(url: str) -> str | None:
     except (sa.exc.ArgumentError, ValueError):
         return None
     return str(password) if password else None
+
+
+def _with_source_settings() -> type[CoreSettings]:
+    """`CoreSettings` plus every registered source's settings as flat fields, so that one model
+    reads, validates and documents them all (`<PREFIX><FIELD>`, e.g. `ACME_API_KEY`)."""
+    from kasparro.sources.registry import source_classes
+
+    fields: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for source in source_classes().values():
+        for flat, (_, info) in setting_fields(source.settings_model, source.env_prefix).items():
+            if flat in CoreSettings.model_fields:
+                raise RuntimeError(
+                    f"source {source.name}: setting {flat.upper()} is Kasparro's own"
+                )
+            field = copy.copy(info)
+            field.alias = field.validation_alias = field.serialization_alias = None
+            field.alias_priority = None
+            if flat in fields and repr(fields[flat][1]) != repr(field):
+                raise RuntimeError(
+                    f"sources {owner[flat]} and {source.name} both declare {flat.upper()}, "
+                    "differently"
+                )
+            fields[flat] = (info.annotation, field)
+            owner.setdefault(flat, source.name)
+    return create_model("Settings", __base__=CoreSettings, __module__=__name__, **fields)
+
+
+if TYPE_CHECKING:
+    Settings = CoreSettings
+else:
+    Settings = _with_source_settings()
+    Settings.__doc__ = CoreSettings.__doc__
+
+# Settings whose value an error message never quotes.
+SECRET_SETTINGS = _SECRET_CORE_SETTINGS | {
+    name
+    for name, info in Settings.model_fields.items()
+    if info.annotation is not None
+    and SecretStr in (get_args(info.annotation) or (info.annotation,))
+}
 
 
 @lru_cache(maxsize=1)

@@ -6,14 +6,24 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NamedTuple, get_args
+from typing import Annotated, Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-SourceName = Literal["coingecko", "coinpaprika", "csv", "csv_weird"]
-SOURCES: tuple[str, ...] = get_args(SourceName)
+# A source's name (the registry knows which exist): short, lower case, stored in 32 characters.
+SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+def __getattr__(name: str) -> Any:
+    # `SOURCES`, for code written before sources were plugins: the installed sources' names.
+    # New code asks kasparro.sources.registry.source_names().
+    if name == "SOURCES":
+        from kasparro.sources.registry import source_names
+
+        return source_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # Validated by pydantic-core itself (no Python call per value): NaN and infinities refused.
@@ -40,7 +50,8 @@ class UnifiedRecord(BaseModel):
 
     source: SourceName
     source_asset_id: str = Field(min_length=1, max_length=200)
-    symbol: Ticker
+    # None for a real coin its vendor lists without a ticker: it is resolved by name and id.
+    symbol: Ticker | None = None
     name: str = Field(min_length=1, max_length=500)
     # A price is required and positive: never defaulted, never zero.
     price_usd: FiniteFloat = Field(gt=0)
@@ -48,6 +59,10 @@ class UnifiedRecord(BaseModel):
     volume_24h_usd: FiniteFloat | None = Field(default=None, ge=0)
     observed_at: datetime
     raw_id: str = Field(min_length=64, max_length=64)
+    # An exchange pair's quote asset (`USDT`, `EUR`, `BTC`) when the three amounts above are in
+    # it, not in USD: the load path converts them with the quote's reference price, or
+    # quarantines the record (load/quotes.py). None: already in USD.
+    quote: Ticker | None = None
 
     @field_validator("source_asset_id", "symbol", "name", mode="before")
     @classmethod
@@ -63,6 +78,12 @@ class UnifiedRecord(BaseModel):
                 {"char": repr(bad.group())[1:-1], "index": bad.start()},
             )
         return value
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _no_ticker(cls, value: object) -> object:
+        # An empty ticker is a coin listed without one, not a damaged record.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("name")
     @classmethod
@@ -98,6 +119,7 @@ class UnifiedRecord(BaseModel):
             self.volume_24h_usd,
             self.observed_at,
             self.raw_id,
+            self.quote,
         )
 
 
@@ -107,13 +129,14 @@ class Observation(NamedTuple):
 
     source: str
     source_asset_id: str
-    symbol: str
+    symbol: str | None
     name: str
     price_usd: float
     market_cap_usd: float | None
     volume_24h_usd: float | None
     observed_at: datetime
     raw_id: str
+    quote: str | None = None  # see UnifiedRecord.quote
 
 
 @dataclass(frozen=True, slots=True)

@@ -418,6 +418,7 @@ def settings_for(fake: FakeUpstreams, **overrides: Any) -> Settings:
         "coinpaprika_rate_limit_per_second": 1000,
         "http_max_attempts": 3,
         "http_max_retry_seconds": 5,
+        "http_max_in_flight": 1,  # an exact request log (concurrency: test_concurrent_crawl.py)
         **overrides,
     }
     return Settings(**values)

@@ -1,8 +1,9 @@
 """Named fault points for recovery drills, switched on by KASPARRO_FAULTS (never in production).
 
 Format: entries separated by `;`, each `SOURCE:POINT[:KEY=VALUE...]`, for example
-`coingecko:mid_batch:page=3` or `csv:after_checkpoint:batch=1:action=kill`.
-KEYS: `batch` (1-based batch of the run), `page` (CoinGecko page), `action` (`raise`, the default,
+`SOURCE:mid_batch:page=3` or `SOURCE:after_checkpoint:batch=1:action=kill`.
+KEYS: `batch` (1-based batch of the run), `page` (a paged source's page: its batch label is
+`page N`), `action` (`raise`, the default,
 or `kill`: the process dies on the spot with SIGKILL, as an OOM kill or a power cut would).
 """
 

@@ -50,7 +50,10 @@ def prepare(source: Source, batch: Batch, settings: Settings) -> PreparedBatch:
     """Detect drift, then normalize what the payloads mean once confident renames are undone
     (the raw payload is stored as received)."""
     drift = detect(
-        source.name, [raw.payload for raw in batch.records], settings.drift_rename_confidence
+        source.name,
+        [raw.payload for raw in batch.records],
+        settings.drift_rename_confidence,
+        schema=source.expected_shape,
     )
     raws = batch.records
     if drift.renames:

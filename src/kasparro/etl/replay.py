@@ -44,9 +44,9 @@ from kasparro.identity.crosswalk import Crosswalk, load_crosswalk
 from kasparro.load.isolation import load_isolating
 from kasparro.load.quarantine import quarantine_row
 from kasparro.logging import get_logger
-from kasparro.models import SOURCES, RawRecord, Rejection, canonical_json, content_hash
+from kasparro.models import RawRecord, Rejection, canonical_json, content_hash
 from kasparro.sources.base import Batch, Source
-from kasparro.sources.registry import build_source
+from kasparro.sources.registry import build_source, source_names
 
 log = get_logger(__name__)
 
@@ -79,7 +79,7 @@ def sources_to_replay(engine: Engine, selection: Selection) -> list[str]:
         found = set(
             conn.scalars(sa.select(quarantine.c.source).where(*selection.where()).distinct())
         )
-    return [name for name in SOURCES if name in found]
+    return [name for name in source_names() if name in found]
 
 
 def replay_source(

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from kasparro.config import Settings
+from kasparro.consensus.refresh import refresh_after_runs
 from kasparro.db.engine import write_transaction
 from kasparro.db.planner_stats import PlannerStatistics
 from kasparro.db.schema import etl_runs
@@ -40,7 +41,8 @@ from kasparro.identity.crosswalk import Crosswalk, load_crosswalk
 from kasparro.load.isolation import load_isolating
 from kasparro.load.loader import read_checkpoint, save_checkpoint
 from kasparro.logging import get_logger
-from kasparro.models import SOURCES
+from kasparro.sources.registry import enabled_sources as enabled_sources
+from kasparro.sources.registry import source_names
 
 log = get_logger(__name__)
 
@@ -64,16 +66,6 @@ class StartedRun:
     source: str
 
 
-def enabled_sources(settings: Settings) -> list[str]:
-    flags = {
-        "coingecko": settings.coingecko_enabled,
-        "coinpaprika": settings.coinpaprika_enabled,
-        "csv": settings.csv_enabled,
-        "csv_weird": settings.csv_weird_enabled,
-    }
-    return [name for name in SOURCES if flags[name]]
-
-
 def warm_up() -> None:
     """Start, in the background, the fork server that fetch processes are forked from: a process
     that will run sources calls this when it starts."""
@@ -81,9 +73,10 @@ def warm_up() -> None:
 
 
 def check_sources(names: Sequence[str]) -> list[str]:
-    unknown = [n for n in names if n not in SOURCES]
+    known = source_names()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise UnknownSource(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
+        raise UnknownSource(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(known)}")
     return list(dict.fromkeys(names))
 
 
@@ -116,6 +109,8 @@ def start_runs(
             for lease, name in zip(leases, names, strict=True):
                 _execute(engine, settings, lease, name)
                 heartbeat.drop(lease)
+        # The reference prices of the assets these runs changed (logs, never raises).
+        refresh_after_runs(engine, settings, [lease.run_id for lease in leases])
 
     threading.Thread(target=work, name=f"etl-{trigger}", daemon=True).start()
     return [StartedRun(lease.run_id, name) for lease, name in zip(leases, names, strict=True)]

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from kasparro.config import Settings
 from kasparro.db.engine import write_transaction
+from kasparro.db.partitions import keep_partitions_ahead
 from kasparro.etl.lease import claim_slot
 from kasparro.etl.runner import SourceBusy, StartedRun, enabled_sources, start_runs, warm_up
 from kasparro.logging import get_logger
@@ -136,6 +137,7 @@ class EtlScheduler:
         return job.next_run_time if job is not None else None
 
     def _tick(self, trigger: str) -> None:
+        keep_partitions_ahead(self.engine)  # the months ahead of price history (PostgreSQL)
         only = None
         if trigger == "schedule" and self.trigger is not None:
             slot = current_slot(self.trigger, datetime.now(UTC))

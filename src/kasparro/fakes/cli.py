@@ -1,4 +1,4 @@
-"""`kasparro fakes [serve]`: both fake upstreams on loopback until Ctrl-C."""
+"""`kasparro fakes [serve]`: every fake upstream on loopback until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import typer
 from kasparro.fakes.server import FakeUpstreams
 
 fakes_app = typer.Typer(
-    help="Fake CoinGecko and CoinPaprika APIs on 127.0.0.1, for demos, tests and benchmarks.",
+    help="Fake vendor APIs (CoinGecko, CoinPaprika, CoinMarketCap, CoinCap) on 127.0.0.1, "
+    "for demos, tests and benchmarks.",
     no_args_is_help=False,
 )
 
@@ -25,14 +26,16 @@ def _serve(coins: int, coingecko_port: int, coinpaprika_port: int, seed: int) ->
         coins=coins, seed=seed, coingecko_port=coingecko_port, coinpaprika_port=coinpaprika_port
     )
     with fakes:
-        typer.echo(f"CoinGecko (public plan):  {fakes.coingecko_url}")
-        typer.echo(f"CoinPaprika (paid plan):  {fakes.coinpaprika_url}")
+        for name, url in fakes.urls().items():
+            typer.echo(f"{name + ':':15} {url}")
         typer.echo("Point Kasparro at them with:")
-        typer.echo(f"  export COINGECKO_BASE_URL={fakes.coingecko_url}")
-        typer.echo(f"  export COINPAPRIKA_BASE_URL={fakes.coinpaprika_url}")
+        for setting, value in fakes.settings().items():
+            if setting.endswith(("_base_url", "_api_key")) and value is not None:
+                shown = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+                typer.echo(f"  export {setting.upper()}={shown}")
         typer.echo(
             "Admin: POST /__admin__/faults, DELETE /__admin__/faults, "
-            "POST /__admin__/advance?seconds=600, GET /__admin__/requests (on both)."
+            "POST /__admin__/advance?seconds=600, GET /__admin__/requests (on each)."
         )
         typer.echo("Press Ctrl-C to stop.")
         try:
@@ -50,7 +53,7 @@ def main(
     coinpaprika_port: int = _PP_PORT,
     seed: int = _SEED,
 ) -> None:
-    """Serve both fakes (the default command)."""
+    """Serve every fake (the default command)."""
     if ctx.invoked_subcommand is None:
         _serve(coins, coingecko_port, coinpaprika_port, seed)
 
@@ -62,5 +65,5 @@ def serve(
     coinpaprika_port: int = _PP_PORT,
     seed: int = _SEED,
 ) -> None:
-    """Serve both fakes until Ctrl-C, printing the base URLs and the env vars to set."""
+    """Serve every fake until Ctrl-C, printing the base URLs and the env vars to set."""
     _serve(coins, coingecko_port, coinpaprika_port, seed)

@@ -24,6 +24,7 @@ from kasparro.fakes.faults import (
     drifted,
     html_page,
     json_response,
+    page_latency,
     truncated,
     with_extra_items,
 )
@@ -221,9 +222,11 @@ def coingecko_app(state: FakeState) -> Starlette:
         denied = check_key(state, request)
         if denied is not None:
             return denied
-        wait = state.over_limit(VENDOR, state.coingecko_rate_limit, 60)
+        key = request.headers.get("x-cg-pro-api-key") or request.headers.get("x-cg-demo-api-key")
+        wait = state.over_minute_limit(VENDOR, state.coingecko_rate_limit, key)
         if wait is not None:
             return rate_limited(wait)
+        await page_latency(state)
         vs_currency = query.get("vs_currency")
         if not vs_currency:
             return json_response({"error": "Missing parameter vs_currency"}, 422)

@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from kasparro.fakes.universe import Universe
 
-Vendor = Literal["coingecko", "coinpaprika"]
+# A fake vendor: its source's name (built-in fakes and those a source names, fakes/plugin.py).
+Vendor = str
 FaultKind = Literal["rate_limit", "server_error", "slow", "timeout", "truncated", "html", "drift"]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 RETYPES = ("string", "int", "float", "null", "bool", "list", "object")
@@ -98,10 +99,28 @@ class FakeState:
     coinpaprika_key: str | None = None  # when set, `Authorization: <key>` is required
     coinpaprika_rate_limit: float | None = None  # calls per second; None: no limit
     coinpaprika_quota: int | None = None  # calls in all (the monthly quota); then 402
+    coinmarketcap_key: str | None = None  # None: any key; a call without one is refused
+    coinmarketcap_rate_limit: int | None = None  # calls per minute; None: no limit
+    coinmarketcap_credits: int | None = None  # the monthly allowance; None: no limit
+    coinmarketcap_credits_used: int = 0
+    coincap_key: str | None = None  # None: any key; a call without one is refused
+    coincap_rate_limit: int | None = None  # calls per minute; None: no limit
+    # A per-minute limit enforced over this shorter window, pro rata (600/min over 5 s: 50 per
+    # 5 s): stricter than the vendor, so a client that bursts is caught within a short crawl.
+    rate_window_seconds: float = 60.0
+    # How long each data page takes to answer (the vendor's own latency; loopback has none).
+    page_seconds: float = 0.0
+    # Requests refused by an enforced rate limit (not by an injected fault), per vendor.
+    rate_limited: Counter[str] = field(default_factory=Counter)
+    # Data pages being answered right now, and the most at once: what a concurrent crawl reached.
+    pages_in_flight: int = 0
+    peak_pages_in_flight: int = 0
     faults: list[Fault] = field(default_factory=list)
     # Per vendor, raw JSON objects served after the universe's items, exactly as given (bytes
     # that are not UTF-8, `\u0000`, `1e400` included): hostile records for tests and the soak.
     extra_items: dict[str, list[bytes]] = field(default_factory=dict)
+    # Per vendor, the state a plugged-in fake keeps of its own (fakes/plugin.py).
+    plugins: dict[str, Any] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1000))
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -119,7 +138,12 @@ class FakeState:
         with self.lock:
             self.requests[f"{vendor} {request.url.path}"] += 1
             self.log.append(
-                {"vendor": vendor, "path": request.url.path, "query": request.url.query}
+                {
+                    "vendor": vendor,
+                    "path": request.url.path,
+                    "query": request.url.query,
+                    "at": time.monotonic(),
+                }
             )
 
     def count(self, vendor: Vendor, path: str) -> int:
@@ -152,9 +176,32 @@ class FakeState:
             while window and window[0] <= now - per_seconds:
                 window.popleft()
             if len(window) >= max(1, int(calls)):
+                self.rate_limited[key.split(" ")[0]] += 1
                 return max(1, int(window[0] + per_seconds - now + 0.999))
             window.append(now)
             return None
+
+    def over_minute_limit(
+        self, vendor: Vendor, calls_per_minute: float | None, api_key: str | None
+    ) -> int | None:
+        """`over_limit` for a per-minute plan limit, counted per API key like the vendor, over
+        `rate_window_seconds`."""
+        if calls_per_minute is None:
+            return None
+        window = self.rate_window_seconds
+        return self.over_limit(f"{vendor} {api_key or ''}", calls_per_minute * window / 60, window)
+
+
+async def page_latency(state: FakeState) -> None:
+    """The vendor's time to answer a data page (`page_seconds`), after its limit is counted."""
+    with state.lock:
+        state.pages_in_flight += 1
+        state.peak_pages_in_flight = max(state.peak_pages_in_flight, state.pages_in_flight)
+    try:
+        await asyncio.sleep(state.page_seconds)
+    finally:
+        with state.lock:
+            state.pages_in_flight -= 1
 
 
 # --- applying faults -----------------------------------------------------------------------------
@@ -292,8 +339,17 @@ def admin_routes(state: FakeState) -> list[Route]:
             with state.lock:
                 state.requests.clear()
                 state.log.clear()
+                state.rate_limited.clear()
+                state.peak_pages_in_flight = 0
         with state.lock:
-            return JSONResponse({"counts": dict(state.requests), "log": list(state.log)})
+            return JSONResponse(
+                {
+                    "counts": dict(state.requests),
+                    "log": list(state.log),
+                    "rate_limited": dict(state.rate_limited),
+                    "peak_pages_in_flight": state.peak_pages_in_flight,
+                }
+            )
 
     return [
         Route("/__admin__/faults", faults, methods=["GET", "POST", "DELETE"]),

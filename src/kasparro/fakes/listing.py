@@ -77,6 +77,7 @@ def coinpaprika_item(coin: ListedCoin, rank: int, stamp: datetime) -> dict[str, 
     quote: dict[str, Any] = {
         "price": price,
         "volume_24h": cap * 0.05,
+        "market_cap": round(cap),  # the real `/tickers` quotes carry it
         **dict.fromkeys(PP_PERCENT_FIELDS, 0.0),
         "ath_price": price * 2,
         "ath_date": "2024-12-17T00:00:00Z",

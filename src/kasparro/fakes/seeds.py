@@ -152,6 +152,29 @@ def _paprika_from_coingecko(item: dict[str, Any], paprika_id: str) -> dict[str, 
     }
 
 
+def _at_price_of(pp_item: dict[str, Any], cg_item: dict[str, Any]) -> dict[str, Any]:
+    """The recorded CoinPaprika snapshot, rescaled to the CoinGecko one's price.
+
+    The two recordings are months apart (Solana 94.4 vs 139.27 USD), but the fakes serve both as
+    of one moment, when real vendors agree within a few percent: a 47% gap at one instant is
+    evidence of two different coins, which is not what these seeds are.
+    """
+    quote = dict(pp_item["quotes"]["USD"])
+    price, target = quote.get("price"), cg_item.get("current_price")
+    if not (isinstance(price, int | float) and isinstance(target, int | float)):
+        return pp_item
+    if price <= 0 or target <= 0:
+        return pp_item
+    factor = target / price
+    for key in ("price", "ath_price", "market_cap", "volume_24h"):
+        value = quote.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            quote[key] = round(value * factor)
+        elif isinstance(value, float):
+            quote[key] = sig(value * factor)
+    return {**pp_item, "quotes": {**pp_item["quotes"], "USD": quote}}
+
+
 def seed_coins(rng: random.Random) -> list[Coin]:
     coins: list[Coin] = []
     paprika = {item["id"]: item for item in _load("coinpaprika_tickers.json")}
@@ -160,7 +183,7 @@ def seed_coins(rng: random.Random) -> list[Coin]:
         cg_id = item["id"]
         pp: dict[str, Any] | None = None
         if cg_id in SEEDED_PAPRIKA_IDS:
-            pp = dict(paprika[SEEDED_PAPRIKA_IDS[cg_id]])
+            pp = _at_price_of(dict(paprika[SEEDED_PAPRIKA_IDS[cg_id]]), item)
             used.add(pp["id"])
         elif cg_id not in COINGECKO_ONLY_SEEDS:
             slug = str(item["name"]).lower().replace(" ", "-").replace(".", "")

@@ -9,16 +9,24 @@ from types import TracebackType
 from typing import Any, Literal
 
 import uvicorn
+from pydantic import SecretStr
 from starlette.types import ASGIApp
 
+from kasparro.fakes.coincap import PREFIX as COINCAP_PREFIX
+from kasparro.fakes.coincap import coincap_app
 from kasparro.fakes.coingecko import PREFIX as COINGECKO_PREFIX
 from kasparro.fakes.coingecko import coingecko_app
+from kasparro.fakes.coinmarketcap import coinmarketcap_app
 from kasparro.fakes.coinpaprika import PREFIX as COINPAPRIKA_PREFIX
 from kasparro.fakes.coinpaprika import coinpaprika_app
 from kasparro.fakes.faults import FakeState
+from kasparro.fakes.plugin import FakeVendor, plugged_fakes
 from kasparro.fakes.universe import Universe
 
 HOST = "127.0.0.1"
+# CoinMarketCap's public sandbox key (FACTS.md): a documented test value, not a secret.
+CMC_SANDBOX_KEY = "b54bcf4d-1bca-4e8e-9a24-22ff2c3d462c"
+FAKE_COINCAP_KEY = "0" * 64  # the shape of a CoinCap key (64 hex characters), not a real one
 
 
 class FakeServer:
@@ -116,7 +124,7 @@ class FakeServer:
 
 
 class FakeUpstreams:
-    """Both fakes on loopback, sharing one `FakeState`.
+    """Every vendor's fake on loopback (a server each), sharing one `FakeState`.
 
     >>> with FakeUpstreams(coins=300) as fake:
     ...     settings = Settings(coingecko_base_url=fake.coingecko_url, ...)
@@ -148,6 +156,12 @@ class FakeUpstreams:
         )
         self.coingecko = FakeServer(coingecko_app(self.state), coingecko_port)
         self.coinpaprika = FakeServer(coinpaprika_app(self.state), coinpaprika_port)
+        self.coinmarketcap = FakeServer(coinmarketcap_app(self.state))
+        self.coincap = FakeServer(coincap_app(self.state))
+        # Fakes the sources name themselves (fakes/plugin.py): a server each.
+        self.plugged: dict[str, tuple[FakeVendor, FakeServer]] = {
+            v.name: (v, FakeServer(v.app(self.state))) for v in plugged_fakes()
+        }
 
     @property
     def universe(self) -> Universe:
@@ -163,18 +177,73 @@ class FakeUpstreams:
         """The CoinPaprika base URL, ending in `/v1` (COINPAPRIKA_BASE_URL)."""
         return self.coinpaprika.url + COINPAPRIKA_PREFIX
 
+    @property
+    def coinmarketcap_url(self) -> str:
+        """The CoinMarketCap root URL (COINMARKETCAP_BASE_URL)."""
+        return self.coinmarketcap.url
+
+    @property
+    def coincap_url(self) -> str:
+        """The CoinCap base URL, ending in `/v3` (COINCAP_BASE_URL)."""
+        return self.coincap.url + COINCAP_PREFIX
+
+    def urls(self) -> dict[str, str]:
+        """Each vendor's base URL, by source name."""
+        return {
+            "coingecko": self.coingecko_url,
+            "coinpaprika": self.coinpaprika_url,
+            "coinmarketcap": self.coinmarketcap_url,
+            "coincap": self.coincap_url,
+            **{name: self.url(name) for name in self.plugged},
+        }
+
+    def url(self, name: str) -> str:
+        """A plugged-in fake's base URL."""
+        vendor, server = self.plugged[name]
+        return server.url + vendor.prefix
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that point every API source at its fake, with no key and no client-side
+        rate limit beyond what the fake enforces (for `Settings.model_copy(update=...)`)."""
+        return {
+            "coingecko_base_url": self.coingecko_url,
+            "coingecko_api_plan": self.state.coingecko_plan,
+            "coingecko_api_key": None,
+            "coingecko_rate_limit_per_minute": 6000,
+            "coinpaprika_base_url": self.coinpaprika_url,
+            "coinpaprika_api_key": None,
+            "coinmarketcap_base_url": self.coinmarketcap_url,
+            "coinmarketcap_api_key": SecretStr(self.state.coinmarketcap_key or CMC_SANDBOX_KEY),
+            "coinmarketcap_rate_limit_per_minute": 6000,
+            "coincap_base_url": self.coincap_url,
+            "coincap_api_key": SecretStr(self.state.coincap_key or FAKE_COINCAP_KEY),
+            "coincap_rate_limit_per_minute": 6000,
+            **{
+                key: value
+                for name, (vendor, _) in self.plugged.items()
+                for key, value in vendor.settings(self.state, self.url(name)).items()
+            },
+        }
+
+    def _servers(self) -> list[FakeServer]:
+        plugged = [server for _, server in self.plugged.values()]
+        return [self.coingecko, self.coinpaprika, self.coinmarketcap, self.coincap, *plugged]
+
     def start(self) -> FakeUpstreams:
-        self.coingecko.start()
+        started: list[FakeServer] = []
         try:
-            self.coinpaprika.start()
+            for server in self._servers():
+                server.start()
+                started.append(server)
         except BaseException:
-            self.coingecko.stop()
+            for server in reversed(started):
+                server.stop()
             raise
         return self
 
     def stop(self) -> None:
-        self.coinpaprika.stop()
-        self.coingecko.stop()
+        for server in reversed(self._servers()):
+            server.stop()
 
     def __enter__(self) -> FakeUpstreams:
         return self.start()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
@@ -50,7 +50,7 @@ class DriftReport:
         """The payload as normalization should read it: confident renames undone."""
         if not self.renames:
             return payload
-        flat = flatten(payload)
+        flat = flatten(payload, parents([*self.renames, *self.renames.values()]))
         for new, old in self.renames.items():
             if new in flat and old not in flat:
                 flat[old] = flat.pop(new)
@@ -77,13 +77,23 @@ def kind_of(value: Any) -> Kind:
     return "object"
 
 
-def flatten(item: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"quotes": {"USD": {"price": 1}}}` -> `{"quotes.USD.price": 1}`; other objects stay."""
+def parents(paths: Iterable[str]) -> frozenset[str]:
+    """The objects a shape reaches into: `quotes` and `quotes.USD` for `quotes.USD.price`."""
+    return frozenset(
+        ".".join(parts[:end])
+        for parts in (p.split(".") for p in paths)
+        for end in range(1, len(parts))
+    )
+
+
+def flatten(item: Mapping[str, Any], nested: frozenset[str], prefix: str = "") -> dict[str, Any]:
+    """With `nested` = {"quotes", "quotes.USD"}: `{"quotes": {"USD": {"price": 1}}}` ->
+    `{"quotes.USD.price": 1}`; other objects stay whole."""
     flat: dict[str, Any] = {}
     for key, value in item.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and path in ("quotes", "quotes.USD"):
-            flat.update(flatten(value, f"{path}."))
+        if isinstance(value, dict) and path in nested:
+            flat.update(flatten(value, nested, f"{path}."))
         else:
             flat[path] = value
     return flat
@@ -101,14 +111,20 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def detect(
-    source: str, items: Sequence[Mapping[str, Any]], rename_confidence: float = 0.8
+    source: str,
+    items: Sequence[Mapping[str, Any]],
+    rename_confidence: float = 0.8,
+    *,
+    schema: Mapping[str, FieldSpec] | None = None,
 ) -> DriftReport:
-    """Compare a batch's items with the source's expected schema (on a sample of SAMPLE items)."""
-    schema = expected_schema(source)
+    """Compare a batch's items with the source's expected schema (on a sample of SAMPLE items);
+    `schema` is the source's declared shape, looked up by its name when not given."""
+    schema = expected_schema(source) if schema is None else schema
     if schema is None or not items:
         return DriftReport()
     step = max(1, -(-len(items) // SAMPLE))  # ceil: at most SAMPLE items, spread evenly
-    flats = [flatten(item) for item in items[::step]]
+    nested = parents(schema)
+    flats = [flatten(item, nested) for item in items[::step]]
     scale = len(items) / len(flats)
 
     def in_batch(sampled: int) -> int:

@@ -1,15 +1,26 @@
-"""What every source provides: batches of raw records with their checkpoint, and a normalizer."""
+"""The source plugin interface: what every source declares and provides.
+
+A source is one class, registered under the entry point group `kasparro.sources` (see
+docs/sources.md). It declares its settings (a `SourceSettings` model read from `<PREFIX><FIELD>`
+variables), whether it reads incrementally, the item shape drift is measured against, and
+provides batches of raw records with their checkpoint, a normalizer and a cheap check.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from kasparro.models import RawRecord, Rejection, UnifiedRecord
+from kasparro.quality.expected import FieldSpec
+
+if TYPE_CHECKING:
+    from kasparro.config import CoreSettings
 
 Cursor = Mapping[str, Any]
 
@@ -53,10 +64,56 @@ class BadPayload(SourceError):
     """The upstream answered, but not in the shape we know (a bad page fails the run cleanly)."""
 
 
+class SourceSettings(BaseModel):
+    """A source's own settings. Field `api_key` of a source with the prefix `ACME_` is read
+    from `ACME_API_KEY`; a field with an `alias` is read from that name instead (several
+    sources may share it). `SecretStr` fields are redacted everywhere, like every secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="Run this source.")
+
+
+def setting_fields(model: type[SourceSettings], prefix: str) -> dict[str, tuple[str, FieldInfo]]:
+    """The flat setting name (lower case, as `Settings` holds it) of each field of a source's
+    settings model -> the key the model validates it by, and the field."""
+    flat: dict[str, tuple[str, FieldInfo]] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        flat[(info.alias or f"{prefix}{name}").lower()] = (key, info)
+    return flat
+
+
 class Source(ABC):
-    """A source: fetches batches (I/O) and normalizes each raw record (pure)."""
+    """A source: fetches batches (I/O) and normalizes each raw record (pure).
+
+    Subclasses registered as plugins set the class attributes below and, when their constructor
+    takes more than the settings, override `from_settings`.
+    """
 
     name: str
+    # What people call it, in messages and docs ("Acme Markets").
+    title: ClassVar[str] = ""
+    # Its settings are read from variables starting with this ("ACME_").
+    env_prefix: ClassVar[str] = ""
+    settings_model: ClassVar[type[SourceSettings]] = SourceSettings
+    # Items a run of it finds are only those new since its checkpoint (a CSV file that grows), so
+    # a run finding nothing is normal, not a drop.
+    incremental: ClassVar[bool] = False
+    # The item shape its API is known to deliver (quality/expected.py); None: no fixed shape.
+    expected_shape: ClassVar[Mapping[str, FieldSpec] | None] = None
+    # Its fake upstream, "package.module:ATTRIBUTE" naming a `kasparro.fakes.plugin.FakeVendor`:
+    # served by FakeUpstreams (tests, `make demo`) with no wiring elsewhere. None: no fake.
+    fake: ClassVar[str | None] = None
+    # Its own ids of a few assets every source must agree on (the quote assets exchanges price
+    # in), by a shared group name ("bitcoin"): crosswalk rows shipped with the source, so an
+    # exchange's bare `XXBT` joins Bitcoin whichever source loads first.
+    known_assets: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: CoreSettings) -> Self:
+        """Build the source from the settings; its own are `settings.source_settings(cls)`."""
 
     @abstractmethod
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
+from pydantic import Field, SecretStr
 
-from kasparro.config import COINGECKO_KEY_HEADERS, Settings
 from kasparro.models import RawRecord, Rejection, UnifiedRecord
+from kasparro.quality.expected import Anchor, FieldSpec, spec
 from kasparro.sources.base import (
     BadPayload,
     Batch,
@@ -16,6 +18,7 @@ from kasparro.sources.base import (
     Cursor,
     Source,
     SourceError,
+    SourceSettings,
     UpstreamAuthError,
     number_field,
     validate,
@@ -30,9 +33,69 @@ from kasparro.sources.http import (
     retry_after_seconds,
     snippet,
 )
+from kasparro.sources.paging import PagedCrawl
 from kasparro.sources.timestamps import parse_utc
 
+if TYPE_CHECKING:
+    from kasparro.config import CoreSettings
+
 NAME = "coingecko"
+
+
+class CoinGeckoPlan(StrEnum):
+    PUBLIC = "public"
+    DEMO = "demo"
+    PRO = "pro"
+
+
+ROOTS: dict[CoinGeckoPlan, str] = {
+    CoinGeckoPlan.PUBLIC: "https://api.coingecko.com/api/v3",
+    CoinGeckoPlan.DEMO: "https://api.coingecko.com/api/v3",
+    CoinGeckoPlan.PRO: "https://pro-api.coingecko.com/api/v3",
+}
+KEY_HEADERS: dict[CoinGeckoPlan, str | None] = {
+    CoinGeckoPlan.PUBLIC: None,
+    CoinGeckoPlan.DEMO: "x-cg-demo-api-key",
+    CoinGeckoPlan.PRO: "x-cg-pro-api-key",
+}
+# Calls per minute each plan allows (FACTS.md); a full public crawl would take many minutes.
+PLAN_RATE_PER_MINUTE: dict[CoinGeckoPlan, float] = {
+    CoinGeckoPlan.PUBLIC: 10,
+    CoinGeckoPlan.DEMO: 30,
+    CoinGeckoPlan.PRO: 500,
+}
+
+
+class CoinGeckoSettings(SourceSettings):
+    """`COINGECKO_*`."""
+
+    api_plan: CoinGeckoPlan = CoinGeckoPlan.PUBLIC
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    per_page: int = Field(default=250, ge=1, le=250)
+    max_pages: int | None = Field(default=None, ge=1)
+    rate_limit_per_minute: float | None = Field(default=None, gt=0)
+
+    @property
+    def root(self) -> str:
+        return (self.base_url or ROOTS[self.api_plan]).rstrip("/")
+
+    @property
+    def page_cap(self) -> int | None:
+        """Pages to crawl: all on pro; the top 1,000 coins on public and demo unless overridden."""
+        if self.max_pages is not None:
+            return self.max_pages
+        if self.api_plan is CoinGeckoPlan.PRO:
+            return None
+        return max(1, -(-1000 // self.per_page))
+
+    @property
+    def calls_per_minute(self) -> float:
+        if self.rate_limit_per_minute is not None:
+            return self.rate_limit_per_minute
+        return PLAN_RATE_PER_MINUTE[self.api_plan]
+
+
 # Error codes that no retry can fix: key missing (10002), plan and host mismatch (10010, 10011),
 # endpoint outside the plan (10005), blocked by the CDN firewall (1020).
 _FATAL_CODES = {10002, 10005, 10010, 10011, 1020}
@@ -83,6 +146,65 @@ def normalize(raw: RawRecord) -> UnifiedRecord | Rejection:
     return validate(raw, fields)
 
 
+# The `/coins/markets` item (upstream-specs/coingecko-pro-openapi.json, FACTS.md).
+NUMBER = spec("number", "null")
+EXPECTED_SHAPE: Mapping[str, FieldSpec] = {
+    "id": spec("string", role="id", required=True),
+    "symbol": spec("string", role="symbol", required=True),
+    "name": spec("string", role="name", required=True),
+    "image": spec("string"),
+    "current_price": spec(
+        "number",
+        "null",
+        role="price",
+        required=True,
+        anchors=(
+            Anchor("between", "low_24h", "high_24h"),
+            Anchor("ratio", "market_cap", "circulating_supply"),
+        ),
+    ),
+    "market_cap": spec(
+        "number",
+        "null",
+        role="market_cap",
+        anchors=(Anchor("product", "current_price", "circulating_supply"),),
+    ),
+    "total_volume": spec("number", "null", role="volume"),
+    **dict.fromkeys(
+        (
+            "market_cap_rank",
+            "fully_diluted_valuation",
+            "high_24h",
+            "low_24h",
+            "price_change_24h",
+            "price_change_percentage_24h",
+            "market_cap_change_24h",
+            "market_cap_change_percentage_24h",
+            "circulating_supply",
+            "total_supply",
+            "max_supply",
+            "ath",
+            "ath_change_percentage",
+            "atl",
+            "atl_change_percentage",
+        ),
+        NUMBER,
+    ),
+    "ath_date": spec("string", "null"),
+    "atl_date": spec("string", "null"),
+    "roi": spec("object", "null"),
+    "last_updated": spec("string", role="timestamp", required=True),
+    # Only with `sparkline=true` and `price_change_percentage=...`.
+    "sparkline_in_7d": spec("object", always_present=False),
+    **{
+        f"price_change_percentage_{window}_in_currency": spec(
+            "number", "null", always_present=False
+        )
+        for window in ("1h", "24h", "7d", "14d", "30d", "200d", "1y")
+    },
+}
+
+
 def _id_of(item: Mapping[str, Any]) -> str | None:
     value = item.get("id")
     return value if isinstance(value, str) and value else None
@@ -90,47 +212,70 @@ def _id_of(item: Mapping[str, Any]) -> str | None:
 
 class CoinGeckoSource(Source):
     name = NAME
+    # The quote assets' ids here: CoinGecko's permanent ids.
+    known_assets: ClassVar[Mapping[str, str]] = {
+        "bitcoin": "bitcoin",
+        "ethereum": "ethereum",
+        "tether": "tether",
+        "usd-coin": "usd-coin",
+    }
+    title = "CoinGecko"
+    env_prefix = "COINGECKO_"
+    settings_model = CoinGeckoSettings
+    expected_shape = EXPECTED_SHAPE
 
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        plan = settings.coingecko_api_plan
-        key = settings.coingecko_api_key.get_secret_value() if settings.coingecko_api_key else ""
-        header = COINGECKO_KEY_HEADERS[plan]
+    def __init__(
+        self, settings: CoreSettings, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        own = settings.source_settings(CoinGeckoSettings, self.env_prefix)
+        plan = own.api_plan
+        key = own.api_key.get_secret_value() if own.api_key else ""
+        header = KEY_HEADERS[plan]
         if header and not key:
             raise UpstreamAuthError(
                 f"{NAME}: COINGECKO_API_PLAN={plan.value} needs COINGECKO_API_KEY to be set"
             )
-        self._per_page = settings.coingecko_per_page
-        self._page_cap = settings.coingecko_page_cap
+        self._per_page = own.per_page
+        self._page_cap = own.page_cap
         self._client = UpstreamClient(
             vendor=NAME,
-            base_url=settings.coingecko_root,
+            base_url=own.root,
             classify=classify,
             headers={header: key} if header else None,
             timeout=settings.http_timeout_seconds,
             policy=RetryPolicy(settings.http_max_attempts, settings.http_max_retry_seconds),
-            limiter=rate_limiter(settings.coingecko_calls_per_minute, 60),
+            limiter=rate_limiter(own.calls_per_minute, 60),
             secrets=(key,),
             transport=transport,
         )
+        self._crawl = PagedCrawl(
+            fetch_page=self._fetch_page,
+            is_final=lambda items: len(items) < self._per_page,
+            last_page=self._page_cap,
+            max_in_flight=settings.http_max_in_flight,
+            vendor=NAME,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: CoreSettings) -> Self:
+        return cls(settings)
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         page = int(cursor.get("next_page", 1)) if cursor else 1
         if page < 1 or (self._page_cap is not None and page > self._page_cap):
             page = 1
-        while True:
-            items = self._fetch_page(page)
-            last = len(items) < self._per_page or page == self._page_cap
+        for fetched in self._crawl.pages(page):
+            number = fetched.number
             next_cursor = (
-                {"next_page": 1, "pages_in_last_crawl": page} if last else {"next_page": page + 1}
+                {"next_page": 1, "pages_in_last_crawl": number}
+                if fetched.last
+                else {"next_page": number + 1}
             )
             yield Batch(
-                records=[RawRecord.of(NAME, item) for item in items],
+                records=[RawRecord.of(NAME, item) for item in fetched.content],
                 cursor=next_cursor,
-                label=f"page {page}",
+                label=f"page {number}",
             )
-            if last:
-                return
-            page += 1
 
     def _fetch_page(self, page: int) -> list[dict[str, Any]]:
         payload = self._client.get_json(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import httpx
+from pydantic import Field, SecretStr
 
-from kasparro.config import Settings
 from kasparro.models import RawRecord, Rejection, UnifiedRecord
+from kasparro.quality.expected import Anchor, FieldSpec, spec
 from kasparro.sources.base import (
     BadPayload,
     Batch,
@@ -15,6 +17,7 @@ from kasparro.sources.base import (
     Cursor,
     Source,
     SourceError,
+    SourceSettings,
     UpstreamAuthError,
     number_field,
     validate,
@@ -30,7 +33,26 @@ from kasparro.sources.http import (
 )
 from kasparro.sources.timestamps import parse_utc
 
+if TYPE_CHECKING:
+    from kasparro.config import CoreSettings
+
 NAME = "coinpaprika"
+FREE_ROOT = "https://api.coinpaprika.com/v1"
+PAID_ROOT = "https://api-pro.coinpaprika.com/v1"
+
+
+class CoinPaprikaSettings(SourceSettings):
+    """`COINPAPRIKA_*`."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    rate_limit_per_second: float = Field(default=10, gt=0)
+
+    @property
+    def root(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return PAID_ROOT if self.api_key else FREE_ROOT
 
 
 def classify(response: httpx.Response) -> SourceError | None:
@@ -76,25 +98,97 @@ def normalize(raw: RawRecord) -> UnifiedRecord | Rejection:
     return validate(raw, fields)
 
 
+# The `/tickers` item (upstream-specs/coinpaprika-openapi.yml, FACTS.md).
+NUMBER = spec("number", "empty_string", "null")
+_USD = "quotes.USD."
+EXPECTED_SHAPE: Mapping[str, FieldSpec] = {
+    "id": spec("string", role="id", required=True),
+    "name": spec("string", role="name", required=True),
+    "symbol": spec("string", role="symbol", required=True),
+    "rank": spec("number"),
+    # Absent on the free plan.
+    "circulating_supply": spec("number", "empty_string", "null", always_present=False),
+    "total_supply": NUMBER,
+    "max_supply": NUMBER,
+    "beta_value": NUMBER,
+    "first_data_at": spec("string", "empty_string", "null"),
+    "last_updated": spec("string", role="timestamp", required=True),
+    f"{_USD}price": spec(
+        "number",
+        "empty_string",
+        "null",
+        role="price",
+        required=True,
+        anchors=(
+            Anchor("off_ath", f"{_USD}ath_price", f"{_USD}percent_from_price_ath"),
+            Anchor("ratio", f"{_USD}market_cap", "circulating_supply"),
+        ),
+    ),
+    f"{_USD}market_cap": spec(
+        "number",
+        "empty_string",
+        "null",
+        role="market_cap",
+        anchors=(Anchor("product", f"{_USD}price", "circulating_supply"),),
+    ),
+    f"{_USD}volume_24h": spec("number", "empty_string", "null", role="volume"),
+    **{
+        f"{_USD}{name}": NUMBER
+        for name in (
+            "volume_24h_change_24h",
+            "market_cap_change_24h",
+            "percent_change_15m",
+            "percent_change_30m",
+            "percent_change_1h",
+            "percent_change_6h",
+            "percent_change_12h",
+            "percent_change_24h",
+            "percent_change_7d",
+            "percent_change_30d",
+            "percent_change_1y",
+            "ath_price",
+            "percent_from_price_ath",
+        )
+    },
+    f"{_USD}ath_date": spec("string", "empty_string", "null"),
+}
+
+
 class CoinPaprikaSource(Source):
     name = NAME
+    # The quote assets' ids here: CoinPaprika's permanent ids.
+    known_assets: ClassVar[Mapping[str, str]] = {
+        "btc-bitcoin": "bitcoin",
+        "eth-ethereum": "ethereum",
+        "usdt-tether": "tether",
+        "usdc-usd-coin": "usd-coin",
+    }
+    title = "CoinPaprika"
+    env_prefix = "COINPAPRIKA_"
+    settings_model = CoinPaprikaSettings
+    expected_shape = EXPECTED_SHAPE
 
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        key = (
-            settings.coinpaprika_api_key.get_secret_value() if settings.coinpaprika_api_key else ""
-        )
+    def __init__(
+        self, settings: CoreSettings, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        own = settings.source_settings(CoinPaprikaSettings, self.env_prefix)
+        key = own.api_key.get_secret_value() if own.api_key else ""
         self._batch_size = settings.etl_batch_size
         self._client = UpstreamClient(
             vendor=NAME,
-            base_url=settings.coinpaprika_root,
+            base_url=own.root,
             classify=classify,
             headers={"Authorization": key} if key else None,
             timeout=settings.http_timeout_seconds,
             policy=RetryPolicy(settings.http_max_attempts, settings.http_max_retry_seconds),
-            limiter=rate_limiter(settings.coinpaprika_rate_limit_per_second, 1),
+            limiter=rate_limiter(own.rate_limit_per_second, 1),
             secrets=(key,),
             transport=transport,
         )
+
+    @classmethod
+    def from_settings(cls, settings: CoreSettings) -> Self:
+        return cls(settings)
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         # No paging upstream: a resumed run fetches again and skips what has not moved.

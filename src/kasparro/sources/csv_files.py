@@ -25,14 +25,29 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Self
+
+from pydantic import Field
 
 from kasparro.identity.resolver import slug
 from kasparro.models import RawRecord, Rejection, UnifiedRecord
-from kasparro.sources.base import BadPayload, Batch, Check, Cursor, Source, validate
+from kasparro.sources.base import (
+    BadPayload,
+    Batch,
+    Check,
+    Cursor,
+    Source,
+    SourceSettings,
+    validate,
+)
+from kasparro.sources.csv_lines import LineReader, hash_range, read_records, sniff
 from kasparro.sources.numbers import Convention, Evidence, NumberError, is_ambiguous
 from kasparro.sources.numbers import parse_number as parse_text_number
 
+if TYPE_CHECKING:
+    from kasparro.config import CoreSettings
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 FIELDS = ("symbol", "name", "price_usd", "market_cap_usd", "volume_24h_usd", "date")
 # Header spellings seen in the wild, normalized (lower case, non-alphanumerics as "_").
 ALIASES: Mapping[str, str] = {
@@ -112,7 +127,8 @@ def normalize_row(raw: RawRecord) -> UnifiedRecord | Rejection:
         return Rejection(raw=raw, reason=str(exc))
     symbol = (row.get(columns["symbol"]) or "").strip()
     name = (row.get(columns["name"]) or "").strip()
-    source_asset_id = f"{slug(symbol)}-{slug(name)}" if slug(symbol) and slug(name) else None
+    # `{ticker}-{name}`, or the name's slug for a coin without a ticker; no name, no id.
+    source_asset_id = "-".join(p for p in (slug(symbol), slug(name)) if p) if slug(name) else None
     fields: dict[str, Any] = {"source_asset_id": source_asset_id, "symbol": symbol, "name": name}
     conventions: dict[str, str] = raw.payload.get(CONVENTIONS_KEY) or {}
     errors: list[str] = []
@@ -142,8 +158,33 @@ def normalize_row(raw: RawRecord) -> UnifiedRecord | Rejection:
     return validate(raw, fields)
 
 
+class CsvSettings(SourceSettings):
+    """`CSV_*`: the file, and how long its unfinished last line must be still."""
+
+    path: Path = SAMPLES_DIR / "markets.csv"
+    # A last line without its newline may still be being written: it is read only once its
+    # file has not changed for this long (the checkpoint never passes it). Shared by every CSV
+    # source, under one name.
+    settle_seconds: float = Field(default=30, ge=0, alias="csv_settle_seconds")
+
+
+class WeirdCsvSettings(CsvSettings):
+    """`CSV_WEIRD_*`."""
+
+    path: Path = SAMPLES_DIR / "markets_weird.csv"
+
+
 class CsvSource(Source):
-    """A CSV file, read from its checkpoint; `batch_size` rows per transaction."""
+    """A CSV file, read from its checkpoint; `batch_size` rows per transaction.
+
+    Registered twice: `csv` (a clean file) and `csv_weird` (a messy one), each with its path.
+    """
+
+    name = "csv"
+    title = "CSV file"
+    env_prefix = "CSV_"
+    settings_model: ClassVar[type[CsvSettings]] = CsvSettings
+    incremental = True
 
     def __init__(
         self, name: str, path: Path, batch_size: int = 2_000, settle_seconds: float = 30.0
@@ -152,6 +193,11 @@ class CsvSource(Source):
         self.path = Path(path)
         self.batch_size = batch_size
         self.settle_seconds = settle_seconds
+
+    @classmethod
+    def from_settings(cls, settings: CoreSettings) -> Self:
+        own = settings.source_settings(cls.settings_model, cls.env_prefix)
+        return cls(cls.name, own.path, settings.etl_batch_size, own.settle_seconds)
 
     def normalize(self, raw: RawRecord) -> UnifiedRecord | Rejection:
         return normalize_row(raw)
@@ -166,7 +212,7 @@ class CsvSource(Source):
                 header_text = handle.readline().decode("utf-8-sig").rstrip("\r\n")
             if not header_text.strip():
                 return Check("error", f"{self.name}: {self.path} has no header line")
-            columns = field_map(next(csv.reader([header_text], _sniff(header_text))))
+            columns = field_map(next(csv.reader([header_text], sniff(header_text))))
         except OSError as exc:
             return Check("error", f"{self.name}: cannot read {self.path}: {exc.strerror}")
         except UnicodeDecodeError:
@@ -198,7 +244,7 @@ class CsvSource(Source):
         if cursor and self._unchanged_prefix(handle, cursor, header_text):
             start = int(cursor["offset"])
             evidence = {f: Evidence(*counts) for f, counts in cursor.get("evidence", {}).items()}
-        dialect = _sniff(header_text)
+        dialect = sniff(header_text)
         try:
             header = next(csv.reader([header_text], dialect))
             columns = field_map(header)  # a header we cannot read fails the run, with the reason
@@ -211,12 +257,12 @@ class CsvSource(Source):
         conventions = _conventions(_merge(evidence, found))
         prefix = hashlib.sha256()
         handle.seek(0)
-        _hash_range(handle, prefix, start)
+        hash_range(handle, prefix, start)
 
-        lines = _LineReader(handle, start, read_unterminated=settled)
+        lines = LineReader(handle, start, read_unterminated=settled)
         records: list[RawRecord] = []
         rejections: list[Rejection] = []
-        for values in _records(lines, dialect):
+        for values in read_records(lines, dialect):
             rejection = None
             if isinstance(values, csv.Error):
                 # A stray CR in an unquoted field, an open quote running past the field limit:
@@ -245,7 +291,7 @@ class CsvSource(Source):
         if records or rejections:
             yield self._batch(records, rejections, lines, prefix, header_text, consumed)
 
-    def _malformed(self, lines: _LineReader, reason: str) -> Rejection:
+    def _malformed(self, lines: LineReader, reason: str) -> Rejection:
         payload = {"line": lines.last_text.rstrip("\r\n"), "line_number": lines.number}
         return Rejection(RawRecord.of(self.name, payload), reason, code="malformed_line")
 
@@ -260,7 +306,7 @@ class CsvSource(Source):
     ) -> dict[str, Evidence]:
         """What the numbers from `start` on prove about each numeric column's convention."""
         found = {field: Evidence() for field in NUMERIC if field in columns}
-        for values in _records(_LineReader(handle, start, read_unterminated=settled), dialect):
+        for values in read_records(LineReader(handle, start, read_unterminated=settled), dialect):
             if isinstance(values, csv.Error) or len(values) < len(header):
                 continue
             row = dict(zip(header, values, strict=False))
@@ -272,7 +318,7 @@ class CsvSource(Source):
         self,
         records: list[RawRecord],
         rejections: list[Rejection],
-        lines: _LineReader,
+        lines: LineReader,
         prefix: Any,
         header_text: str,
         evidence: Mapping[str, Evidence],
@@ -302,8 +348,17 @@ class CsvSource(Source):
             return False
         digest = hashlib.sha256()
         handle.seek(0)
-        _hash_range(handle, digest, offset)
+        hash_range(handle, digest, offset)
         return digest.hexdigest() == cursor.get("prefix_sha256")
+
+
+class WeirdCsvSource(CsvSource):
+    """The second CSV source, for a file in another shape (`CSV_WEIRD_PATH`)."""
+
+    name = "csv_weird"
+    title = "CSV file (irregular)"
+    env_prefix = "CSV_WEIRD_"
+    settings_model = WeirdCsvSettings
 
 
 def _merge(old: Mapping[str, Evidence], new: Mapping[str, Evidence]) -> dict[str, Evidence]:
@@ -333,117 +388,3 @@ def _payload(
         if field in conventions and field in columns and is_ambiguous(row.get(columns[field]))
     }
     return {"row": row, CONVENTIONS_KEY: used} if used else {"row": row}
-
-
-class _LineReader:
-    """Feeds decoded lines to csv.reader and tracks the byte offset of what was consumed.
-
-    Bytes that are not UTF-8 decode to lone surrogates, which validation refuses: the record is
-    quarantined instead of loaded with replacement characters. A last line without its newline
-    is read only when `read_unterminated`, and is never counted as consumed: the checkpoint
-    stays before it, so a row still being written is read again, whole, later.
-    """
-
-    def __init__(self, handle: BinaryIO, start: int, *, read_unterminated: bool = True) -> None:
-        self._handle = handle
-        handle.seek(start)
-        self.offset = start
-        self.number = _count_lines(handle, start)  # the header is line 1
-        self.last_text = ""
-        self.last_terminated = True
-        # True once the end of the file (or of what may be read of it) has been reached.
-        self.exhausted = False
-        self._consumed: list[bytes] = []
-        self.read_unterminated = read_unterminated
-
-    def __iter__(self) -> _LineReader:
-        return self
-
-    def __next__(self) -> str:
-        line = self._handle.readline()
-        if not line:
-            self.exhausted = True
-            raise StopIteration
-        self.number += 1
-        self.last_terminated = line.endswith(b"\n")
-        if not self.last_terminated:
-            if not self.read_unterminated:
-                self.exhausted = True
-                raise StopIteration
-        else:
-            self.offset += len(line)
-            self._consumed.append(line)
-        self.last_text = line.decode("utf-8", errors="surrogateescape")
-        return self.last_text
-
-    @property
-    def committed(self) -> bool:
-        """True when the record just read ends before `offset` (a checkpoint may pass it)."""
-        return self.last_terminated and not self.exhausted
-
-    def mark(self) -> tuple[int, int]:
-        return self.offset, len(self._consumed)
-
-    def rewind(self, mark: tuple[int, int]) -> None:
-        """Un-consume what was read since `mark` (the checkpoint stays before it)."""
-        self.offset, consumed = mark
-        del self._consumed[consumed:]
-
-    def take_consumed(self) -> bytes:
-        data = b"".join(self._consumed)
-        self._consumed.clear()
-        return data
-
-
-def _records(lines: _LineReader, dialect: type[csv.Dialect]) -> Iterator[list[str] | csv.Error]:
-    """The file's records from `lines`, a record csv cannot parse as its error.
-
-    A record the end of the file cuts short (an open quote) may still be being written: like an
-    unterminated last line, it is never consumed, and is read only when `lines` may read one.
-    """
-    reader = csv.reader(lines, dialect)
-    while True:
-        mark = lines.mark()
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield exc
-            continue
-        if lines.exhausted:
-            lines.rewind(mark)
-            if not lines.read_unterminated:
-                return
-        yield values
-
-
-def _sniff(header: str) -> type[csv.Dialect]:
-    """The delimiter is whichever candidate the header line uses most."""
-    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
-    delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    return type("SniffedDialect", (csv.excel,), {"delimiter": delimiter})
-
-
-def _hash_range(handle: BinaryIO, digest: Any, length: int) -> None:
-    remaining = length
-    while remaining > 0:
-        chunk = handle.read(min(remaining, 1 << 20))
-        if not chunk:
-            break
-        digest.update(chunk)
-        remaining -= len(chunk)
-
-
-def _count_lines(handle: BinaryIO, end: int) -> int:
-    """Lines before `end` (for line numbers in labels and quarantine reasons)."""
-    handle.seek(0)
-    lines, remaining = 0, end
-    while remaining > 0:
-        chunk = handle.read(min(remaining, 1 << 20))
-        if not chunk:
-            break
-        lines += chunk.count(b"\n")
-        remaining -= len(chunk)
-    handle.seek(end)
-    return lines

@@ -5,9 +5,13 @@ Vendors decide what a response means (`Classifier`); this module decides what to
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import random
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +33,9 @@ log = get_logger(__name__)
 Classifier = Callable[[httpx.Response], SourceError | None]
 
 _MAX_RETRY_AFTER_SECONDS = 300.0
+# Requests are paced this much below the plan's rate: the vendor counts arrivals, and a request
+# that waited on a busy machine or network can arrive just inside a window its successor left.
+_PACING_HEADROOM = 0.97
 
 
 class RetryAfter(UpstreamUnavailable):
@@ -48,11 +55,12 @@ class RetryPolicy:
 
 
 def rate_limiter(calls: float, per_seconds: float) -> Limiter:
-    """A blocking limiter allowing `calls` per `per_seconds` (whole calls, at least one)."""
-    interval_ms = int(per_seconds * Duration.SECOND)
-    if calls < 1:  # e.g. 0.5/s: one call per 2 s
-        interval_ms, calls = int(interval_ms / calls), 1
-    return Limiter(Rate(int(calls), interval_ms))
+    """A blocking, thread-safe limiter allowing `calls` per `per_seconds`, paced evenly (one
+    call every `per_seconds / calls`, a little slower): a burst of a minute's calls at once would
+    break a vendor that counts over a shorter window, and requests in flight together would."""
+    interval_ms = math.ceil(per_seconds * Duration.SECOND / calls / _PACING_HEADROOM)
+    # No buffer: pyrate-limiter would add it to every wait, slowing the pace by that much.
+    return Limiter(Rate(1, max(1, interval_ms)), buffer_ms=0)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -91,6 +99,17 @@ class UpstreamClient:
         self._classify = classify
         self._policy = policy or RetryPolicy()
         self._limiter = limiter
+        # Until when every request of this client waits: a 429 (or an outage) seen by one of
+        # several requests in flight slows all of them down, not just the one that saw it.
+        self._resume_at = 0.0
+        self._pause_lock = threading.Lock()
+        self._closed = False  # requests still waiting for a slot then give up, unsent
+        # Limiter slots are handed out first come, first served: the limiter's own lock lets
+        # waiting threads race, and a page the loader waits for must not lose its slot, again
+        # and again, to pages requested after it (the crawl would stall with slots unused).
+        self._turns = threading.Condition()
+        self._tickets = itertools.count()
+        self._serving = 0
         redaction.register(secrets)
         self._http = httpx.Client(
             base_url=base_url,
@@ -101,12 +120,13 @@ class UpstreamClient:
         )
 
     def close(self) -> None:
+        self._closed = True
         self._http.close()
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET and decode JSON, retrying what is worth retrying; raises SourceError subclasses."""
         retrying = Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, SourceError) and e.retriable),
+            retry=retry_if_exception(self._worth_retrying),
             stop=stop_after_attempt(self._policy.max_attempts)
             | stop_after_seconds(self._policy.max_seconds),
             wait=self._wait,
@@ -126,7 +146,7 @@ class UpstreamClient:
         yielded = 0
         tolerant = False
         retrying = Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, SourceError) and e.retriable),
+            retry=retry_if_exception(self._worth_retrying),
             stop=stop_after_attempt(self._policy.max_attempts)
             | stop_after_seconds(self._policy.max_seconds),
             wait=self._wait,
@@ -153,8 +173,7 @@ class UpstreamClient:
                         yield item
 
     def _stream_once(self, path: str, params: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
-        if self._limiter is not None:
-            self._limiter.try_acquire(self.vendor)
+        self._take_turn()
         count = 0
         try:
             with self._http.stream("GET", path, params=params) as response:
@@ -196,8 +215,7 @@ class UpstreamClient:
     ) -> Iterator[dict[str, Any]]:
         """The whole body, parsed leniently: bytes that are not UTF-8 become lone surrogates,
         NaN and out-of-range numbers become floats; validation refuses each such item alone."""
-        if self._limiter is not None:
-            self._limiter.try_acquire(self.vendor)
+        self._take_turn()
         try:
             response = self._http.get(path, params=params)
         except httpx.TransportError as exc:
@@ -223,8 +241,7 @@ class UpstreamClient:
             yield item
 
     def _get_once(self, path: str, params: Mapping[str, Any] | None) -> Any:
-        if self._limiter is not None:
-            self._limiter.try_acquire(self.vendor)
+        self._take_turn()
         try:
             response = self._http.get(path, params=params)
         except httpx.TimeoutException as exc:
@@ -251,12 +268,48 @@ class UpstreamClient:
                 f"{self._redact(snippet(response))!r}"
             ) from None
 
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        # Not once the client is closed: a crawl that ended abandons its requests past the end.
+        return isinstance(exc, SourceError) and exc.retriable and not self._closed
+
+    def _take_turn(self) -> None:
+        """Wait out a pause, then for the limiter's next slot; a pause that began while this
+        request waited for its slot is waited out too (the slot is given up)."""
+        while True:
+            with self._pause_lock:
+                pause = self._resume_at - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            if self._limiter is not None:
+                self._acquire_in_turn(self._limiter)
+            if self._closed:
+                raise SourceError(f"{self.vendor}: the client was closed; request not sent")
+            with self._pause_lock:
+                if time.monotonic() >= self._resume_at:
+                    return
+
+    def _acquire_in_turn(self, limiter: Limiter) -> None:
+        with self._turns:
+            ticket = next(self._tickets)
+            self._turns.wait_for(lambda: self._serving == ticket)
+        try:
+            limiter.try_acquire(self.vendor)
+        finally:
+            with self._turns:
+                self._serving += 1
+                self._turns.notify_all()
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetryAfter) and exc.retry_after is not None:
-            return exc.retry_after
-        backoff = self._policy.base_delay * 2 ** (state.attempt_number - 1)
-        return random.uniform(0, min(self._policy.max_delay, backoff))  # full jitter
+            wait = exc.retry_after
+        else:
+            backoff = self._policy.base_delay * 2 ** (state.attempt_number - 1)
+            wait = random.uniform(0, min(self._policy.max_delay, backoff))  # full jitter
+        if isinstance(exc, RetryAfter):  # rate limited (or told to come back): everyone waits
+            with self._pause_lock:
+                self._resume_at = max(self._resume_at, time.monotonic() + wait)
+        return wait
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
