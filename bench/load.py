@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from psycopg.sql import SQL, Identifier
 
 from bench.common import fake_upstreams, scratch_postgres
 from kasparro.config import Settings
@@ -181,7 +182,9 @@ def raw_copy(database_url: str) -> dict[str, Any]:
             conn.commit()
             with raw.cursor() as cursor:
                 buffer = bytearray()
-                with cursor.copy(f"COPY {table} TO STDOUT") as out:
+                # COPY (SELECT ...): PostgreSQL refuses `COPY table TO` on a partitioned table.
+                read = SQL("COPY (SELECT * FROM {}) TO STDOUT").format(Identifier(table))
+                with cursor.copy(read) as out:
                     for chunk in out:
                         buffer += chunk
                 started = time.perf_counter()

@@ -174,3 +174,17 @@ def test_a_missing_universe_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["identity", "evaluate", "--universe", str(tmp_path)])
     assert result.exit_code == 2
     assert "pairs.csv" in result.output
+
+
+def test_the_served_coinpaprika_items_carry_the_market_cap() -> None:
+    # The resolver weighs market caps: a fake without them would measure another resolver.
+    from datetime import UTC, datetime
+
+    from kasparro.fakes.listing import ListedCoin, coinpaprika_item
+    from kasparro.models import RawRecord, UnifiedRecord
+    from kasparro.sources import coinpaprika
+
+    item = coinpaprika_item(ListedCoin("x-x", "X", "X", 2.0, 3.0e6), 1, datetime.now(UTC))
+    record = coinpaprika.normalize(RawRecord.of("coinpaprika", item))
+    assert isinstance(record, UnifiedRecord)
+    assert record.market_cap_usd == 3.0e6

@@ -1,4 +1,4 @@
-"""`kasparro identity ...`: measure the resolver, list what it refused to guess."""
+"""`kasparro identity ...`: measure the resolver; correct identity (curation_cli.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kasparro.identity import curation_cli
 from kasparro.identity.universe_eval import DEFAULT_SEED, NoiseModel
 
 identity_app = typer.Typer(no_args_is_help=True)
@@ -176,20 +177,5 @@ def _coin(side: dict[str, str]) -> str:
     return f"{side['id']} ({side['symbol']}, {side['name']})"
 
 
-@identity_app.command("reviews")
-def reviews_command() -> None:
-    """Source assets kept apart because their match was ambiguous, with their candidates."""
-    import sqlalchemy as sa
-
-    from kasparro.config import get_settings
-    from kasparro.db.engine import create_db_engine
-    from kasparro.db.schema import identity_reviews
-
-    engine = create_db_engine(get_settings().resolved_database_url)
-    table = Table(title="identity reviews")
-    for column in ("source", "source asset", "kept as", "reason"):
-        table.add_column(column)
-    with engine.connect() as conn:
-        for row in conn.execute(sa.select(identity_reviews).order_by(identity_reviews.c.source)):
-            table.add_row(row.source, row.source_asset_id, row.asset_id, row.reason)
-    console.print(table)
+# merge, split, pin, reviews (list, accept, reject), audit, pins
+curation_cli.register(identity_app)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kasparro.models import SOURCES
+from kasparro.sources.registry import source_classes, source_names
 
 BUILTIN_CROSSWALK = Path(__file__).resolve().parent / "crosswalk.csv"
 
@@ -40,9 +40,10 @@ class Crosswalk:
     @classmethod
     def of(cls, rows: Iterable[tuple[str, str, str]]) -> Crosswalk:
         groups: dict[Key, str] = {}
+        known = source_names()
         for group, source, source_asset_id in rows:
             key = (source, source_asset_id)
-            if source not in SOURCES:
+            if source not in known:
                 raise CrosswalkError(f"crosswalk: unknown source {source!r} in group {group!r}")
             if groups.get(key, group) != group:
                 raise CrosswalkError(
@@ -72,7 +73,16 @@ def read_crosswalk_file(path: Path) -> list[tuple[str, str, str]]:
 
 def load_crosswalk(extra_path: Path | None = None, *, builtin: bool = True) -> Crosswalk:
     """The shipped crosswalk plus the user's file; a user's group may extend a shipped one."""
-    rows = read_crosswalk_file(BUILTIN_CROSSWALK) if builtin else []
+    rows = read_crosswalk_file(BUILTIN_CROSSWALK) + plugin_rows() if builtin else []
     if extra_path is not None:
         rows += read_crosswalk_file(extra_path)
     return Crosswalk.of(rows)
+
+
+def plugin_rows() -> list[tuple[str, str, str]]:
+    """The rows each installed source ships for its own ids (`Source.known_assets`)."""
+    return [
+        (group, name, source_asset_id)
+        for name, source in source_classes().items()
+        for source_asset_id, group in source.known_assets.items()
+    ]

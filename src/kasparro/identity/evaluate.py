@@ -17,7 +17,7 @@ from typing import Any
 
 from kasparro.identity.crosswalk import Crosswalk
 from kasparro.identity.model import CanonicalAsset, SourceAsset
-from kasparro.identity.resolver import asset_id_base, lookup_for, resolve
+from kasparro.identity.resolver import asset_id_base, resolve
 from kasparro.models import RawRecord, UnifiedRecord
 from kasparro.sources import coingecko, coinpaprika
 
@@ -76,14 +76,9 @@ def simulate(
     assets: dict[str, CanonicalAsset] = {}
     owner: dict[tuple[str, str], str] = {}
     for batch in batches:
-        lookup = lookup_for(batch, crosswalk)
-        candidates = [
-            a
-            for a in assets.values()
-            if a.symbol in lookup.symbols
-            or any(m.symbol in lookup.symbols or m.key in lookup.member_keys for m in a.members)
-        ]
-        for decision in resolve(batch, candidates, crosswalk):
+        # Every asset: the resolver's own index keeps the ones sharing a blocking key, as the
+        # database lookup does.
+        for decision in resolve(batch, list(assets.values()), crosswalk):
             record = decision.record
             ambiguous += decision.method == "ambiguous"
             asset_id = decision.asset_id
@@ -141,4 +136,5 @@ def _view(record: UnifiedRecord) -> SourceAsset:
         name=record.name,
         price_usd=record.price_usd,
         market_cap_usd=record.market_cap_usd,
+        observed_at=record.observed_at,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -12,10 +13,12 @@ class SourceAsset:
 
     source: str
     source_asset_id: str
-    symbol: str  # upper case
+    symbol: str | None  # upper case; None for a coin its vendor lists without a ticker
     name: str
     price_usd: float | None = None
     market_cap_usd: float | None = None
+    # When its price was quoted: prices quoted far apart in time are weaker evidence.
+    observed_at: datetime | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -27,7 +30,7 @@ class CanonicalAsset:
     """An existing canonical asset and the source assets already linked to it."""
 
     asset_id: str
-    symbol: str
+    symbol: str | None
     name: str
     members: tuple[SourceAsset, ...] = ()
 
@@ -37,9 +40,12 @@ class CanonicalAsset:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """What the resolver needs loaded before it can decide: assets by symbol or by member key."""
+    """What the resolver needs loaded before it can decide: the assets with a member that shares
+    a blocking key with a new record (`kasparro.identity.evidence.blocking_keys`), and the
+    assets holding a crosswalk partner."""
 
-    symbols: frozenset[str]
+    ticker_keys: frozenset[str]  # matched with members' ticker keys
+    text_keys: frozenset[str]  # name keys and id stems, matched with members' name keys and stems
     member_keys: frozenset[tuple[str, str]]
 
 

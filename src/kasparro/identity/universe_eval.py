@@ -121,7 +121,9 @@ def priced(
     return cg_coins, pp_coins
 
 
-def _settings(database_url: str, coingecko_url: str, coinpaprika_url: str, pages: int) -> Settings:
+def settings_for(
+    database_url: str, coingecko_url: str, coinpaprika_url: str, pages: int
+) -> Settings:
     """Both API sources on the fakes, nothing read from `.env`, no limits that would slow it."""
     return Settings(
         _env_file=None,
@@ -249,7 +251,7 @@ def run_orders(
                 _empty(url)
             with _timed(timings, "migrate"):
                 upgrade(url)
-            settings = _settings(url, fake.coingecko_url, fake.coinpaprika_url, pages)
+            settings = settings_for(url, fake.coingecko_url, fake.coinpaprika_url, pages)
             engine = create_db_engine(url)
             try:
                 for source in order:

@@ -20,37 +20,29 @@ PROBE_WINDOW = 1
 def fetch_candidates(
     conn: Connection, lookup: Lookup, source: str, run_id: str
 ) -> list[CanonicalAsset]:
-    """Canonical assets that share a symbol with, or hold a member named by, the lookup, and
-    that have no member of `source` yet.
+    """Canonical assets with a member (of another source) that shares a blocking key with the
+    lookup, or that the lookup names, and that have no member of `source` yet.
 
-    An asset that holds one never takes another of the same source, so it is not a candidate:
-    leaving it out keeps a large load of one source from reloading what it already linked.
-    Two cheap tests rule most of those out before the membership lookup: a member row of
-    `source`, and an asset created by this run (a run is one source, and an asset is created
-    together with the member it was created for).
+    Blocking keys (`kasparro.identity.evidence.blocking_keys`) are indexed columns of
+    `asset_sources`: the ticker without `$` or chain suffix, and the name key and id stem, each
+    matched with both (a name "Binance Coin" meets an id `binancecoin`). An asset that holds a
+    member of `source` never takes another, so it is not a candidate: leaving it out keeps a
+    large load of one source from reloading what it already linked.
     """
     asset_ids: set[str] = set()
-    symbols = sorted(lookup.symbols)
-    member = asset_sources.alias("member")
-
-    def free_of_source(asset_id: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
-        return ~sa.exists().where(member.c.asset_id == asset_id, member.c.source == source)
-
-    for part in id_chunks(conn, symbols):
-        # The asset's own ticker, or any of its members' (one round trip for both).
-        by_symbol = sa.union(
-            sa.select(assets.c.asset_id).where(
-                in_list(conn, assets.c.symbol, part),
-                assets.c.created_run_id != run_id,
-                free_of_source(assets.c.asset_id),
-            ),
-            sa.select(asset_sources.c.asset_id).where(
-                in_list(conn, asset_sources.c.symbol, part),
-                asset_sources.c.source != source,
-                free_of_source(asset_sources.c.asset_id),
-            ),
-        )
-        asset_ids.update(conn.scalars(by_symbol))
+    links = asset_sources.c
+    searches = [(links.ticker_key, sorted(lookup.ticker_keys))]
+    texts = sorted(lookup.text_keys)
+    searches += [(links.name_key, texts), (links.id_key, texts)]
+    for column, keys in searches:
+        for part in id_chunks(conn, keys):
+            asset_ids.update(
+                conn.scalars(
+                    sa.select(links.asset_id)
+                    .where(in_list(conn, column, part), links.source != source)
+                    .distinct()
+                )
+            )
     by_source: dict[str, list[str]] = defaultdict(list)
     for key_source, source_asset_id in sorted(lookup.member_keys):
         by_source[key_source].append(source_asset_id)
@@ -63,17 +55,32 @@ def fetch_candidates(
                     sa.select(asset_sources.c.asset_id).where(
                         asset_sources.c.source == member_source,
                         in_list(conn, asset_sources.c.source_asset_id, part),
-                        free_of_source(asset_sources.c.asset_id),
                     )
                 )
             )
-    return load_assets(conn, asset_ids)
+    return load_assets(conn, asset_ids - _holding(conn, asset_ids, source))
+
+
+def _holding(conn: Connection, asset_ids: Iterable[str], source: str) -> set[str]:
+    """Which of these assets hold a member of `source`.
+
+    Probes by asset_id only, the source compared here: statistics taken before `source` had
+    rows estimate `source = ...` at one row, and the planner then read the whole id list again
+    for every row of the source (seconds per batch in a first load)."""
+    held: set[str] = set()
+    links = asset_sources.c
+    for part in id_chunks(conn, sorted(asset_ids)):
+        rows = conn.execute(
+            sa.select(links.asset_id, links.source).where(in_list(conn, links.asset_id, part))
+        )
+        held.update(asset_id for asset_id, member_source in rows if member_source == source)
+    return held
 
 
 def load_assets(conn: Connection, asset_ids: Iterable[str]) -> list[CanonicalAsset]:
     ids = sorted(set(asset_ids))
     members: dict[str, list[SourceAsset]] = defaultdict(list)
-    heads: dict[str, tuple[str, str]] = {}
+    heads: dict[str, tuple[str | None, str]] = {}
     for part in id_chunks(conn, ids):
         for head in conn.execute(
             sa.select(assets.c.asset_id, assets.c.symbol, assets.c.name).where(
@@ -90,6 +97,7 @@ def load_assets(conn: Connection, asset_ids: Iterable[str]) -> list[CanonicalAss
                 asset_sources.c.name,
                 asset_sources.c.price_usd,
                 asset_sources.c.market_cap_usd,
+                asset_sources.c.observed_at,
             ).where(in_list(conn, asset_sources.c.asset_id, part))
         ):
             members[row.asset_id].append(
@@ -100,6 +108,7 @@ def load_assets(conn: Connection, asset_ids: Iterable[str]) -> list[CanonicalAss
                     name=row.name,
                     price_usd=row.price_usd,
                     market_cap_usd=row.market_cap_usd,
+                    observed_at=row.observed_at,
                 )
             )
     return [

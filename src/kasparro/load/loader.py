@@ -24,11 +24,14 @@ from kasparro.db.schema import (
     raw_payloads,
 )
 from kasparro.identity.crosswalk import Crosswalk
+from kasparro.identity.evidence import blocking_keys
 from kasparro.identity.model import Decision, SourceAsset
-from kasparro.identity.resolver import asset_id_base, lookup_for, resolve
+from kasparro.identity.resolver import asset_id_base
 from kasparro.load.corrections import Stored, apply_corrections, stored_history
-from kasparro.load.identity_store import allocate_asset_ids, fetch_candidates
+from kasparro.load.curation_store import decide_with_pins
+from kasparro.load.identity_store import allocate_asset_ids
 from kasparro.load.quarantine import store_quarantine
+from kasparro.load.quotes import convert_quotes
 from kasparro.load.sql import (
     id_chunks,
     in_list,
@@ -69,6 +72,9 @@ def load_batch(
     `midpoint` runs halfway through the writes: a fault point for recovery drills.
     """
     processed = len(records) + len(rejections)
+    # Exchange pairs quoted in USDT, EUR, BTC...: to USD, or to quarantine (load/quotes.py).
+    records, unpriced = convert_quotes(conn, source, records)
+    rejections = [*rejections, *unpriced]
     # One record per observation; a later one in the batch corrects an earlier one.
     unique = list({(r.source_asset_id, r.observed_at): r for r in records}.values())
     unchanged = len(records) - len(unique)
@@ -205,11 +211,12 @@ def _link_new_source_assets(
             name=r.name,
             price_usd=r.price_usd,
             market_cap_usd=r.market_cap_usd,
+            observed_at=r.observed_at,
         )
         for r in newest.values()
     ]
-    candidates = fetch_candidates(conn, lookup_for(views, crosswalk), source, run_id)
-    decisions = resolve(views, candidates, crosswalk)
+    # A person's pins decide first; the resolver and the crosswalk file decide the rest.
+    decisions = decide_with_pins(conn, source, views, crosswalk, run_id)
     creations = [d for d in decisions if d.asset_id is None]
     new_ids = allocate_asset_ids(
         conn, [asset_id_base(d.record.symbol, d.record.name) for d in creations]
@@ -259,6 +266,7 @@ def _link_row(
     row["asset_id"] = asset_id
     row["match_method"] = decision.method
     row["match_score"] = decision.score
+    row.update(blocking_keys(decision.record))  # what later candidates are found by
     return row
 
 

@@ -9,7 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kasparro.api.queries.common import chunks, contains, count_rows
-from kasparro.db.schema import asset_sources, assets, price_history
+from kasparro.db.schema import (
+    asset_sources,
+    assets,
+    identity_audit,
+    identity_pins,
+    identity_redirects,
+    price_history,
+)
 
 HISTORY_COLUMNS = (
     price_history.c.source,
@@ -69,30 +76,88 @@ def asset_exists(conn: Connection, asset_id: str) -> bool:
 
 
 def _attach_prices(conn: Connection, heads: list[dict[str, Any]]) -> None:
-    by_id: dict[str, list[dict[str, Any]]] = {h["asset_id"]: [] for h in heads}
+    """Each asset's per-source latest prices, and its members with how each was linked."""
+    by_id: dict[str, list[Any]] = {h["asset_id"]: [] for h in heads}
     for part in chunks(list(by_id), 500):
         rows = conn.execute(
             sa.select(
                 asset_sources.c.asset_id,
                 asset_sources.c.source,
                 asset_sources.c.source_asset_id,
+                asset_sources.c.symbol,
+                asset_sources.c.name,
                 asset_sources.c.price_usd,
                 asset_sources.c.observed_at,
+                asset_sources.c.match_method,
+                asset_sources.c.match_score,
+                identity_audit.c.id.label("audit_id"),
+                identity_audit.c.action,
+                identity_audit.c.actor,
+                identity_audit.c.at,
+                identity_audit.c.reason,
             )
+            .join(
+                identity_pins,
+                sa.and_(
+                    identity_pins.c.source == asset_sources.c.source,
+                    identity_pins.c.source_asset_id == asset_sources.c.source_asset_id,
+                ),
+                isouter=True,
+            )
+            .join(identity_audit, identity_audit.c.id == identity_pins.c.audit_id, isouter=True)
             .where(asset_sources.c.asset_id.in_(part))
             .order_by(asset_sources.c.asset_id, asset_sources.c.source)
         ).all()
         for row in rows:
-            by_id[row.asset_id].append(
-                {
-                    "source": row.source,
-                    "source_asset_id": row.source_asset_id,
-                    "price_usd": row.price_usd,
-                    "observed_at": row.observed_at,
-                }
-            )
+            by_id[row.asset_id].append(row)
     for head in heads:
-        head["prices"] = by_id[head["asset_id"]]
+        rows = by_id[head["asset_id"]]
+        head["prices"] = [
+            {
+                "source": row.source,
+                "source_asset_id": row.source_asset_id,
+                "price_usd": row.price_usd,
+                "observed_at": row.observed_at,
+            }
+            for row in rows
+        ]
+        head["members"] = [_member(row) for row in rows]
+
+
+# How the ETL's match methods read to a person; a pin or a person's decision reads "human".
+_LINKED_BY = {"crosswalk": "rule", "id": "score", "score": "score", "pin": "human"}
+
+
+def _member(row: Any) -> dict[str, Any]:
+    decision = None
+    if row.audit_id is not None:
+        decision = {
+            "audit_id": row.audit_id,
+            "action": row.action,
+            "actor": row.actor,
+            "at": row.at,
+            "reason": row.reason,
+        }
+    return {
+        "source": row.source,
+        "source_asset_id": row.source_asset_id,
+        "symbol": row.symbol,
+        "name": row.name,
+        "linked_by": "human" if decision else _LINKED_BY.get(row.match_method, "new"),
+        "match_method": row.match_method,
+        "match_score": row.match_score,
+        "decision": decision,
+    }
+
+
+def redirect_target(conn: Connection, asset_id: str) -> str | None:
+    """The asset a merged asset's id leads to now (see identity curation), or None."""
+    target: str | None = conn.scalar(
+        sa.select(identity_redirects.c.target_asset_id).where(
+            identity_redirects.c.asset_id == asset_id
+        )
+    )
+    return target
 
 
 def asset_history(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
 
 from kasparro.api.errors import ProblemError, problem_responses
 from kasparro.api.inputs import NO_CONTROL
@@ -31,6 +32,7 @@ def _asset(head: dict[str, Any]) -> Asset:
         consensus_price_usd=consensus,
         source_count=len(prices),
         prices=prices,
+        members=head["members"],
     )
 
 
@@ -93,21 +95,38 @@ def list_assets(
     "/assets/{asset_id}",
     response_model=Asset,
     summary="One canonical asset",
-    responses=problem_responses(404, 422, 429, 500, 503),
+    responses={
+        308: {"description": "The asset was merged into another: Location names it."},
+        **problem_responses(404, 422, 429, 500, 503),
+    },
 )
-def get_asset(engine: EngineDep, asset_id: AssetId) -> Asset:
+def get_asset(request: Request, engine: EngineDep, asset_id: AssetId) -> Asset | Response:
+    """With its members and how each was linked. An asset merged into another answers 308
+    with the other's URL, so old links keep working."""
     with engine.connect() as conn:
         head = assets_queries.asset(conn, asset_id)
+        target = assets_queries.redirect_target(conn, asset_id) if head is None else None
+    if target is not None:
+        return _moved(request, "get_asset", target)
     if head is None:
         raise _not_found(asset_id)
     return _asset(head)
+
+
+def _moved(request: Request, route: str, target: str) -> RedirectResponse:
+    """308 to the same route of the asset a merged one joined, with the same query."""
+    url = request.url_for(route, asset_id=target).include_query_params(**request.query_params)
+    return RedirectResponse(str(url.replace(scheme="", netloc="")), status_code=308)
 
 
 @router.get(
     "/assets/{asset_id}/history",
     response_model=AssetHistory,
     summary="Price history of one canonical asset",
-    responses=problem_responses(404, 422, 429, 500, 503),
+    responses={
+        308: {"description": "The asset was merged into another: Location names its history."},
+        **problem_responses(404, 422, 429, 500, 503),
+    },
 )
 def get_history(
     request: Request,
@@ -123,10 +142,14 @@ def get_history(
         Query(alias="to", description="Observed at or before (ISO 8601; naive means UTC)."),
     ] = None,
     limit: Limit = 100,
-) -> AssetHistory:
-    """Rows newest first, then by source. An empty range (`from` after `to`) returns no rows."""
+) -> AssetHistory | Response:
+    """Rows newest first, then by source. An empty range (`from` after `to`) returns no rows.
+    A merged asset answers 308 to the history of the asset it joined (which holds its rows)."""
     with engine.connect() as conn:
         if not assets_queries.asset_exists(conn, asset_id):
+            target = assets_queries.redirect_target(conn, asset_id)
+            if target is not None:
+                return _moved(request, "get_history", target)
             raise _not_found(asset_id)
         rows = assets_queries.asset_history(
             conn, asset_id, source=source, start=_utc(start), end=_utc(end), limit=limit
