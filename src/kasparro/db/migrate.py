@@ -27,6 +27,8 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     try:
         command.upgrade(alembic_config(database_url), revision)
+        if revision == "head":
+            _partitions_ahead(database_url)
     except sa.exc.ProgrammingError as exc:
         if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
             raise
@@ -36,6 +38,19 @@ def upgrade(database_url: str, revision: str = "head") -> None:
             "service; Kubernetes: the migrate Job; or `kasparro db upgrade` with the owner's "
             "DATABASE_URL), and set MIGRATE_ON_START=false for this process."
         ) from None
+
+
+def _partitions_ahead(database_url: str) -> None:
+    """Price history's months ahead (PostgreSQL), created at every start that migrates (a role
+    that may not is warned, not stopped: see keep_partitions_ahead)."""
+    from kasparro.db.engine import create_db_engine
+    from kasparro.db.partitions import keep_partitions_ahead
+
+    engine = create_db_engine(database_url)
+    try:
+        keep_partitions_ahead(engine)
+    finally:
+        engine.dispose()
 
 
 def downgrade(database_url: str, revision: str) -> None:

@@ -31,11 +31,16 @@ assets = sa.Table(
     "assets",
     metadata,
     sa.Column("asset_id", sa.String(160), primary_key=True),
-    sa.Column("symbol", sa.String(64), nullable=False, index=True),
+    # NULL for a coin listed without a ticker (it is resolved by name and id).
+    sa.Column("symbol", sa.String(64), nullable=True, index=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("created_run_id", sa.String(36), nullable=False),
 )
+# The console's name search: the start of a name, case-insensitively, in code-point order, so a
+# prefix is one range of the index and its first rows come in order. SQLite compares text by
+# code point; on PostgreSQL migration 0008 adds COLLATE "C" (which reflection cannot compare).
+sa.Index("ix_assets_name_lower", sa.func.lower(assets.c.name))
 
 # One row per source's asset, linked to exactly one canonical asset, with its latest values.
 asset_sources = sa.Table(
@@ -44,7 +49,7 @@ asset_sources = sa.Table(
     sa.Column("source", sa.String(32), primary_key=True),
     sa.Column("source_asset_id", sa.String(200), primary_key=True),
     sa.Column("asset_id", sa.String(160), sa.ForeignKey("assets.asset_id"), nullable=False),
-    sa.Column("symbol", sa.String(64), nullable=False, index=True),
+    sa.Column("symbol", sa.String(64), nullable=True, index=True),  # NULL: listed without one
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("price_usd", sa.Double, nullable=False),
     sa.Column("market_cap_usd", sa.Double),
@@ -55,11 +60,19 @@ asset_sources = sa.Table(
     sa.Column("raw_id", sa.String(64), nullable=False),
     sa.Column("match_method", sa.String(32), nullable=False),
     sa.Column("match_score", sa.Double, nullable=False),
+    # Blocking keys of the identity resolver, as of the link (kasparro.identity.evidence):
+    # candidates are found by them, so a ticker with `$`, a renamed ticker or none still meets
+    # its partner.
+    sa.Column("ticker_key", sa.String(64), index=True),
+    sa.Column("name_key", sa.String(200), index=True),
+    sa.Column("id_key", sa.String(200), index=True),
     # A canonical asset holds at most one asset per source.
     sa.UniqueConstraint("asset_id", "source"),
 )
 
-# Price history: one row per source asset per observed_at.
+# Price history: one row per source asset per observed_at. On PostgreSQL it is range-partitioned
+# by month (migration 0007, db/partitions.py), its asset index carries source, price and volume
+# (INCLUDE) and it has a BRIN index on observed_at; this describes the parent, as SQLite has it.
 price_history = sa.Table(
     "price_history",
     metadata,
@@ -161,6 +174,9 @@ quarantine = sa.Table(
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("source", "raw_id"),
+    # A run's records, and a source's by reason, newest first (the console, /quarantine).
+    sa.Index("ix_quarantine_run_id_id", "run_id", "id"),
+    sa.Index("ix_quarantine_source_reason_code_id", "source", "reason_code", "id"),
 )
 
 # Source assets whose match was ambiguous: kept separate and reported, never guessed.
@@ -174,6 +190,50 @@ identity_reviews = sa.Table(
     sa.Column("candidates", Json, nullable=False),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # open, then accepted (linked to a candidate), rejected (kept apart) or curated (settled by
+    # a merge, split or pin); who decided, when, where the source asset went, and the audit row.
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("decided_asset_id", sa.String(160)),
+    sa.Column("audit_id", sa.BigInteger),
+)
+
+# Every identity correction a person made: who, when, why, and the assets before and after.
+identity_audit = sa.Table(
+    "identity_audit",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    # The asset the action leaves the source assets in, and the one they came from.
+    sa.Column("asset_id", sa.String(160), index=True),
+    sa.Column("other_asset_id", sa.String(160), index=True),
+    sa.Column("before", Json, nullable=False),
+    sa.Column("after", Json, nullable=False),
+)
+
+# The persisted crosswalk: a person's decision that this source asset is that canonical asset.
+# It is applied before the resolver and the crosswalk file, and keeps a split member apart.
+identity_pins = sa.Table(
+    "identity_pins",
+    metadata,
+    sa.Column("source", sa.String(32), primary_key=True),
+    sa.Column("source_asset_id", sa.String(200), primary_key=True),
+    sa.Column("asset_id", sa.String(160), sa.ForeignKey("assets.asset_id"), nullable=False),
+    sa.Column("audit_id", sa.BigInteger, nullable=False),
+    sa.Index("ix_identity_pins_asset_id", "asset_id"),
+)
+
+# Assets removed by a merge, so their old links still answer (a 308 to the asset they joined).
+identity_redirects = sa.Table(
+    "identity_redirects",
+    metadata,
+    sa.Column("asset_id", sa.String(160), primary_key=True),
+    sa.Column("target_asset_id", sa.String(160), sa.ForeignKey("assets.asset_id"), nullable=False),
+    sa.Column("audit_id", sa.BigInteger, nullable=False),
 )
 
 # Differences between a source's payloads and the item schema it is expected to have.
@@ -208,4 +268,23 @@ anomalies = sa.Table(
     sa.Column("baseline", sa.Double),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_anomalies_created_at", "created_at"),
+)
+
+# The consensus reference price of each canonical asset, as a time series: one row per asset per
+# as-of time (its newest constituent observation). The primary key serves the history reads.
+reference_prices = sa.Table(
+    "reference_prices",
+    metadata,
+    sa.Column("asset_id", sa.String(160), sa.ForeignKey("assets.asset_id"), primary_key=True),
+    sa.Column("as_of", UTCDateTime, primary_key=True),
+    # ok (a price) or disputed (no price: see the constituents' reasons).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("price_usd", sa.Double),
+    sa.Column("dispersion_bps", sa.Double),
+    sa.Column("sources_used", sa.Integer, nullable=False),
+    sa.Column("sources_total", sa.Integer, nullable=False),
+    sa.Column("single_source", sa.Boolean, nullable=False),
+    # Every constituent: source, price, volume, observed_at, weight or reason and detail.
+    sa.Column("constituents", Json, nullable=False),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
 )
