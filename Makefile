@@ -59,6 +59,12 @@ check: lint typecheck deploy-check test
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Years of history (100M rows, ~35 GB in a scratch database kasparro_scale; hours on two cores;
+# not in CI). Smaller trial: make bench-scale ARGS="--rows 2000000".
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale $(ARGS)
+
 demo: $(STAMP)
 	$(BIN)/kasparro demo
 
@@ -67,6 +73,19 @@ fakes: $(STAMP)
 
 eval-identity: $(STAMP)
 	$(BIN)/kasparro identity evaluate
+
+# Refreshes the console's vendored JavaScript (uPlot; axe-core for the tests) from the npm
+# registry at the versions pinned in src/kasparro/api/ui/vendor.py, integrity checked. Needs npm;
+# running and testing the project do not.
+.PHONY: vendor-js
+vendor-js: $(STAMP)
+	$(BIN)/python -m kasparro.api.ui.vendor
+
+# Retakes the README's screenshots of the console (docs/screenshots/) with its browser tests;
+# `make test` takes them into a temporary directory and leaves the checkout as it was.
+.PHONY: screenshots
+screenshots: $(STAMP)
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/ui/test_console_browser.py -p no:cacheprovider
 
 deploy-check: $(STAMP)
 	$(BIN)/python -m deploy.check

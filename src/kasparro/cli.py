@@ -76,12 +76,16 @@ console = Console(stderr=True)
 
 
 def _mount_optional_apps() -> None:
+    from kasparro.consensus.cli import consensus_app
+    from kasparro.export.cli import export_app
     from kasparro.fakes.cli import fakes_app
     from kasparro.identity.cli import identity_app
     from kasparro.quarantine_cli import quarantine_app
 
+    app.add_typer(export_app, name="export")
     app.add_typer(fakes_app, name="fakes", help="Serve the fake CoinGecko and CoinPaprika APIs.")
     app.add_typer(identity_app, name="identity", help="Canonical identity tools.")
+    app.add_typer(consensus_app, name="consensus", help="Consensus reference prices.")
     app.add_typer(quarantine_app, name="quarantine")
 
 
@@ -144,32 +148,39 @@ def db_prune_history(
         int | None, typer.Option(help="Defaults to HISTORY_RETENTION_DAYS.", min=1)
     ] = None,
 ) -> None:
-    """Delete price history older than the retention (a source asset's latest row is kept)."""
+    """Delete price history older than the retention: on PostgreSQL whole months are dropped
+    (without blocking reads), then older rows pruned (a source asset's latest row is kept)."""
     from kasparro.db.engine import create_db_engine
-    from kasparro.db.retention import prune_history
+    from kasparro.db.retention import retain_history
 
     settings = _settings()
     days = older_than_days or settings.history_retention_days
     if not days:
         raise typer.BadParameter("give --older-than-days or set HISTORY_RETENTION_DAYS")
     engine = create_db_engine(settings.resolved_database_url)
-    deleted = prune_history(engine, older_than=timedelta(days=days))
+    dropped, deleted = retain_history(engine, older_than=timedelta(days=days))
+    if dropped:
+        console.print(f"dropped {len(dropped)} partitions: {', '.join(dropped)}")
     console.print(f"deleted {deleted} history rows older than {days} days")
 
 
 @db_app.command("partition-history")
-def db_partition_history() -> None:
-    """PostgreSQL only: convert price_history into monthly range partitions on observed_at."""
+def db_partition_history(
+    ahead: Annotated[int, typer.Option(help="Months to create past this one.", min=0)] = 3,
+) -> None:
+    """PostgreSQL only: create price history's monthly partitions up to AHEAD months from now
+    (migrations and ETL runs do it too; run it as the schema's owner)."""
+    from kasparro.db import partitions
     from kasparro.db.engine import create_db_engine
-    from kasparro.db.retention import ensure_partitions, partition_price_history
 
     settings = _settings()
     engine = create_db_engine(settings.resolved_database_url)
-    if engine.dialect.name != "postgresql":
-        raise typer.BadParameter("partitioning needs PostgreSQL (DATABASE_URL)")
-    partition_price_history(engine)
-    ensure_partitions(engine)
-    console.print("[green]price_history is partitioned by month[/]")
+    if not partitions.is_partitioned(engine):
+        raise typer.BadParameter(
+            "price_history is not partitioned: that needs PostgreSQL and `kasparro db upgrade`"
+        )
+    created = partitions.ensure_partitions(engine, ahead=ahead)
+    console.print(f"[green]partitions created: {', '.join(created) or 'none needed'}[/]")
 
 
 @etl_app.command("run")
@@ -184,6 +195,7 @@ def etl_run(
 ) -> None:
     """Run the ETL once, in the foreground, showing each source's progress; exits 1 if a run
     fails, 5 if a source is busy."""
+    from kasparro.consensus.refresh import refresh_after_runs
     from kasparro.db.engine import create_db_engine
     from kasparro.db.migrate import MigrationNotPermitted, upgrade
     from kasparro.etl.runner import (
@@ -221,6 +233,8 @@ def etl_run(
                 continue
             shown.done(result.status)
             results.append(asdict(result))
+    # The reference prices of the assets these runs changed (logs, never raises).
+    refresh_after_runs(engine, settings, [r["run_id"] for r in results if "run_id" in r])
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     else:
@@ -382,9 +396,10 @@ def _source_rows(settings: Settings) -> list[DoctorRow]:
     """Each enabled source's own check(): reachability and credentials, or a readable file."""
     from kasparro.etl.runner import enabled_sources
     from kasparro.sources.base import Check
-    from kasparro.sources.registry import build_source
+    from kasparro.sources.registry import build_source, plugin_problems
 
-    rows: list[DoctorRow] = []
+    # A registered source that cannot be loaded (a broken third-party package) is named here.
+    rows: list[DoctorRow] = [("source plugins", "error", p) for p in plugin_problems()]
     for name in enabled_sources(settings):
         try:
             source = build_source(settings, name)

@@ -25,7 +25,10 @@ from kasparro.api.routes import (
     elapsed_ms,
     etl,
     health,
+    history,
+    identity,
     metrics,
+    prices,
     probes,
     quality,
     quarantine,
@@ -35,6 +38,7 @@ from kasparro.api.routes import (
 )
 from kasparro.api.routes.data import json_response
 from kasparro.api.schemas import DataPage
+from kasparro.api.ui import install_console
 from kasparro.config import Settings
 from kasparro.db.engine import create_db_engine
 
@@ -47,7 +51,8 @@ Every error is an RFC 9457 problem document (`application/problem+json`) carryin
 id; `X-Request-ID` is echoed when sent and generated when not. Requests are rate limited per
 client (`API_RATE_LIMIT_PER_MINUTE`; 429 with `Retry-After`), except /health, /livez, /readyz
 and /metrics.
-`POST /etl/run` needs `X-API-Key` equal to the server's `ADMIN_API_KEY`.
+`POST /etl/run` (and every other write, such as `POST /consensus/compute`) needs `X-API-Key`
+equal to the server's `ADMIN_API_KEY`.
 """
 
 
@@ -119,8 +124,13 @@ def create_app(
     install_error_handlers(app)
     for module in (health, probes, data, assets, etl, stats, runs, quality, quarantine, metrics):
         app.include_router(module.router)
+    app.include_router(identity.router)
+    app.include_router(prices.router)
+    app.include_router(history.router)  # candles, exports
     if os.environ.get(BENCH_ENV) == "1":
         app.include_router(_bench_router())
+    # The operator's console at /ui (and / redirecting there).
+    install_console(app)
 
     admin_key = settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
     app.add_middleware(

@@ -84,6 +84,8 @@ class RequestContextMiddleware:
             await send(message)
 
         method = scope.get("method", "GET")
+        # A mounted app (static files) moves root_path under it: the route is matched as sent.
+        root_path = scope.get("root_path", "")
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 retry_after = await self._limited(scope)
@@ -110,7 +112,7 @@ class RequestContextMiddleware:
                 await error_response(scope, exc)(scope, receive, send_with_id)
             finally:
                 elapsed = time.perf_counter() - started
-                route = _route_template(scope)
+                route = _route_template({**scope, "root_path": root_path})
                 metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
                 metrics.HTTP_LATENCY.labels(route, method).observe(elapsed)
                 log.info(
@@ -161,8 +163,8 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def _route_template(scope: Scope) -> str:
     route = scope.get("route") or _matching_route(scope)
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if template and isinstance(route, Mount):
-        template = f"{template}/{{path}}"  # static files: one label, not one per file
+    if isinstance(route, Mount):
+        template = f"{route.path}/{{path}}"  # static files: one label, not one per file
     return str(template) if template else UNMATCHED_ROUTE
 
 

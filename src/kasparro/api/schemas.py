@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kasparro.models import SOURCES
+from kasparro.sources.registry import source_names
 
-SourceName = Literal["coingecko", "coinpaprika", "csv", "csv_weird"]
+if TYPE_CHECKING:
+    SourceName = str
+else:
+    # The installed sources (entry point group `kasparro.sources`): the schema lists them.
+    SourceName = Literal[source_names()] if source_names() else str
 RunStatus = Literal["running", "success", "degraded", "failed", "interrupted"]
-
-if set(get_args(SourceName)) != set(SOURCES):  # pragma: no cover - a guard for new sources
-    raise RuntimeError("SourceName (kasparro.api.schemas) is out of step with models.SOURCES")
 
 
 class _Model(BaseModel):
@@ -102,7 +103,9 @@ class DataRow(_Model):
     asset_id: str = Field(description="The canonical asset this source asset is linked to.")
     source: str
     source_asset_id: str
-    symbol: str
+    symbol: str | None = Field(
+        description="The source's ticker, upper case; null for a coin listed without one."
+    )
     name: str
     price_usd: float
     market_cap_usd: float | None
@@ -142,15 +145,48 @@ class SourcePrice(_Model):
     observed_at: datetime
 
 
+class MemberDecision(_Model):
+    """The person's decision that placed a source asset here (see GET /identity/audit)."""
+
+    audit_id: int
+    action: str = Field(description="merge, split, pin, accept or reject.")
+    actor: str
+    at: datetime
+    reason: str
+
+
+class AssetMember(_Model):
+    source: str
+    source_asset_id: str
+    symbol: str | None
+    name: str
+    linked_by: Literal["human", "rule", "score", "new"] = Field(
+        description="human: a person placed it (`decision`); rule: the crosswalk file; score: "
+        "the resolver matched it; new: the asset was created for it."
+    )
+    match_method: str = Field(
+        description="How the ETL linked it when first seen: id, score, crosswalk, pin (a "
+        "person's pin), new or ambiguous (a new asset, with a review)."
+    )
+    match_score: float = Field(description="The resolver's score for that link, 0-1.")
+    decision: MemberDecision | None = Field(description="Null unless a person placed it.")
+
+
 class Asset(_Model):
     asset_id: str
-    symbol: str
+    symbol: str | None = Field(
+        description="The ticker, upper case; null for a coin listed without one (it is "
+        "matched across sources by name and id)."
+    )
     name: str
     consensus_price_usd: float | None = Field(
         description="The median of the per-source latest prices; null with no source price."
     )
     source_count: int
     prices: list[SourcePrice]
+    members: list[AssetMember] = Field(
+        description="Its source assets and how each was linked (by score, rule or a person)."
+    )
 
 
 class AssetPage(_Model):

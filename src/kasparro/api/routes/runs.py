@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Security
@@ -111,8 +112,9 @@ def compare_runs(
                 slug="runs-of-different-sources",
                 sources={"a": run_a["source"], "b": run_b["source"]},
             )
-        seen_a = runs_queries.run_observations(conn, run_a)
-        seen_b = runs_queries.run_observations(conn, run_b)
+        observed = runs_queries.compare_observations(
+            conn, run_a["source"], a, b, listed=CHANGES_LISTED, moves=MOVES_LISTED
+        )
         anomalies_a = events_queries.run_events(conn, anomalies, run_a["run_id"])
         anomalies_b = events_queries.run_events(conn, anomalies, run_b["run_id"])
 
@@ -120,29 +122,10 @@ def compare_runs(
         va, vb = run_a[key], run_b[key]
         return CountDelta(a=va, b=vb, delta=vb - va if va is not None and vb is not None else None)
 
-    def changes(keys: set[tuple[str, str]]) -> AssetChanges:
-        listed = sorted(keys)[:CHANGES_LISTED]
-        return AssetChanges(
-            count=len(keys),
-            items=[SourceAssetRef(source=s, source_asset_id=i) for s, i in listed],
-        )
+    def changes(count: int, ids: list[str]) -> AssetChanges:
+        items = [SourceAssetRef(source=run_a["source"], source_asset_id=i) for i in ids]
+        return AssetChanges(count=count, items=items)
 
-    moves: list[PriceMove] = []
-    for key in seen_a.keys() & seen_b.keys():
-        price_a, price_b = seen_a[key].price_usd, seen_b[key].price_usd
-        if price_a <= 0:
-            continue
-        moves.append(
-            PriceMove(
-                source=key[0],
-                source_asset_id=key[1],
-                asset_id=seen_b[key].asset_id,
-                price_a=price_a,
-                price_b=price_b,
-                change_pct=(price_b - price_a) / price_a * 100,
-            )
-        )
-    moves.sort(key=lambda m: (-abs(m.change_pct), m.source, m.source_asset_id))
     return RunComparison(
         a=Run.model_validate(run_a),
         b=Run.model_validate(run_b),
@@ -151,9 +134,11 @@ def compare_runs(
         records_unchanged=delta("records_unchanged"),
         records_quarantined=delta("records_quarantined"),
         duration_ms=delta("duration_ms"),
-        assets_added=changes(seen_b.keys() - seen_a.keys()),
-        assets_removed=changes(seen_a.keys() - seen_b.keys()),
-        largest_price_moves=moves[:MOVES_LISTED],
+        assets_added=changes(observed.added_count, observed.added),
+        assets_removed=changes(observed.removed_count, observed.removed),
+        largest_price_moves=[
+            PriceMove(source=run_a["source"], **dataclasses.asdict(move)) for move in observed.moves
+        ],
         anomalies_a=[Anomaly.model_validate(row) for row in anomalies_a],
         anomalies_b=[Anomaly.model_validate(row) for row in anomalies_b],
     )

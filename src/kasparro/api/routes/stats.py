@@ -9,7 +9,7 @@ from kasparro.api.queries import runs as runs_queries
 from kasparro.api.routes import EngineDep, SettingsDep
 from kasparro.api.schemas import SourceStats, Stats
 from kasparro.etl.runner import enabled_sources
-from kasparro.models import SOURCES
+from kasparro.sources.registry import source_names
 
 router = APIRouter(tags=["stats"])
 
@@ -34,8 +34,8 @@ def stats(engine: EngineDep, settings: SettingsDep) -> Stats:
         present = (
             enabled | set(runs_queries.sources_with_runs(conn)) | set(linked) | set(quarantined)
         )
-        names = [name for name in SOURCES if name in present]
-        names += sorted(present - set(SOURCES))
+        names = [name for name in source_names() if name in present]
+        names += sorted(present - set(source_names()))
         runs = runs_queries.source_runs(conn, names)
         total_assets = runs_queries.assets_total(conn)
     result: dict[str, SourceStats] = {}

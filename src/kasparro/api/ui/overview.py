@@ -1,0 +1,115 @@
+"""The console's overview: every source's freshness, last run, trend, and what is failing now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from kasparro.api.queries import runs as runs_queries
+from kasparro.api.routes import EngineDep, SettingsDep
+from kasparro.api.ui import queries
+from kasparro.api.ui.freshness import FreshnessCache
+from kasparro.api.ui.render import PREFIX, page
+from kasparro.etl.runner import enabled_sources
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+
+@dataclass
+class SourceCard:
+    name: str
+    enabled: bool
+    latest: dict[str, Any] | None  # the run in progress, else the latest finished one
+    observation_age_seconds: float | None
+    stale: bool
+    trend: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def trend_values(self) -> list[float]:
+        return [float(run["records_processed"]) for run in self.trend]
+
+    @property
+    def state(self) -> str:
+        """ok / warn / fail / idle: the card's colour."""
+        if self.latest is None:
+            return "idle"
+        if self.latest["status"] in ("failed", "interrupted"):
+            return "fail"
+        return "warn" if self.latest["status"] == "degraded" or self.stale else "ok"
+
+    @property
+    def problems(self) -> list[str]:
+        """What is wrong with the source now, in sentences a person reads at a glance."""
+        latest = self.latest
+        if latest is None:
+            return ["No run yet."] if self.enabled else []
+        said: list[str] = []
+        status = latest["status"]
+        if status == "failed":
+            where = f" at {latest['failure_point']}" if latest.get("failure_point") else ""
+            said.append(f"The last run failed{where}: {latest.get('error') or 'no reason given'}.")
+        elif status == "interrupted":
+            said.append("The last run was interrupted: its process ended before it finished.")
+        elif status == "degraded":
+            said.append(
+                f"The last run loaded what it could trust and quarantined "
+                f"{latest['records_quarantined']:,} record(s)."
+            )
+        if self.stale:
+            said.append("No successful run within SOURCE_STALE_SECONDS: its data is going stale.")
+        return said
+
+
+def _cache(request: Request) -> FreshnessCache:
+    cache = getattr(request.app.state, "ui_freshness", None)
+    if not isinstance(cache, FreshnessCache):
+        cache = request.app.state.ui_freshness = FreshnessCache()
+    return cache
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request, engine: EngineDep, settings: SettingsDep) -> HTMLResponse:
+    """What /health and /stats say, per source, with each source's trend."""
+    enabled = enabled_sources(settings)
+    now = datetime.now(UTC)
+    stale_after = timedelta(seconds=settings.source_stale_seconds)
+    try:
+        with engine.connect() as conn:
+            names = list(dict.fromkeys([*enabled, *runs_queries.sources_with_runs(conn)]))
+            runs = runs_queries.source_runs(conn, names)
+            newest = _cache(request).newest(conn, names, runs)
+            trends = {name: queries.recent_runs(conn, name) for name in names}
+    except sa.exc.SQLAlchemyError:
+        return page(request, "overview.html", title="Overview", nav="overview", cards=None)
+    cards = []
+    for name in names:
+        info = runs[name]
+        latest = info.latest if info.running else info.latest_finished
+        seen = newest.get(name)
+        cards.append(
+            SourceCard(
+                name=name,
+                enabled=name in enabled,
+                latest=latest,
+                observation_age_seconds=(now - seen).total_seconds() if seen else None,
+                # As /health: runs were attempted, and none succeeded lately.
+                stale=info.latest is not None
+                and not info.running
+                and (info.last_success_at is None or now - info.last_success_at > stale_after),
+                trend=trends[name],
+            )
+        )
+    return page(
+        request,
+        "overview.html",
+        title="Overview",
+        nav="overview",
+        cards=cards,
+        failing=[card for card in cards if card.state in ("fail", "warn")],
+        running=any(runs[name].running for name in names),
+    )
