@@ -9,7 +9,6 @@ import time
 import traceback
 from dataclasses import asdict
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -30,6 +29,7 @@ from kasparro.config import (
     get_settings,
     settings_problems,
 )
+from kasparro.doctor import DoctorRow, database_problem, database_rows, source_rows
 
 # Exit statuses a script or an orchestrator can act on (also in `kasparro --help`).
 EXIT_FAILURE = 1  # a run failed, or anything else
@@ -341,9 +341,6 @@ def doctor() -> None:
         raise typer.Exit(EXIT_FAILURE)
 
 
-DoctorRow = tuple[str, str, str]  # (check, ok | warning | error, one line)
-
-
 def _doctor_rows() -> list[DoctorRow]:
     try:
         settings = _settings()
@@ -352,65 +349,9 @@ def _doctor_rows() -> list[DoctorRow]:
         return [("configuration", "error", plain[1] if plain else str(exc))]
     return [
         ("configuration", "ok", "every setting is valid"),
-        *_database_rows(settings),
-        *_source_rows(settings),
+        *database_rows(settings),
+        *source_rows(settings),
     ]
-
-
-def _database_rows(settings: Settings) -> list[DoctorRow]:
-    """Reachable, and at the migrations' head (compared as /readyz does); nothing is created."""
-    import sqlalchemy as sa
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from kasparro.db.engine import create_db_engine
-    from kasparro.db.migrate import alembic_config
-
-    url = sa.engine.make_url(settings.resolved_database_url)
-    sqlite_file = url.database if url.get_backend_name() == "sqlite" else None
-    if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).is_file():
-        missing = f"the SQLite file {sqlite_file} does not exist yet (db upgrade or serve makes it)"
-        return [("database", "warning", missing)]
-    engine = create_db_engine(settings.resolved_database_url)
-    try:
-        with engine.connect() as conn:
-            current = frozenset(MigrationContext.configure(conn).get_current_heads())
-    except sa.exc.SQLAlchemyError as exc:
-        return [("database", "error", _database_problem(exc))]
-    finally:
-        engine.dispose()
-    heads = frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
-    rows = [("database", "ok", f"{engine.dialect.name}: connected")]
-    if current == heads:
-        return [*rows, ("migrations", "ok", f"at the latest revision ({', '.join(sorted(heads))})")]
-    pending = (
-        f"the schema is at {', '.join(sorted(current)) or 'no revision'}, this version needs "
-        f"{', '.join(sorted(heads))}"
-    )
-    if settings.migrate_on_start:
-        return [*rows, ("migrations", "warning", f"{pending}: serve and etl run apply them")]
-    return [*rows, ("migrations", "error", f"{pending}: run `kasparro db upgrade` as the owner")]
-
-
-def _source_rows(settings: Settings) -> list[DoctorRow]:
-    """Each enabled source's own check(): reachability and credentials, or a readable file."""
-    from kasparro.etl.runner import enabled_sources
-    from kasparro.sources.base import Check
-    from kasparro.sources.registry import build_source, plugin_problems
-
-    # A registered source that cannot be loaded (a broken third-party package) is named here.
-    rows: list[DoctorRow] = [("source plugins", "error", p) for p in plugin_problems()]
-    for name in enabled_sources(settings):
-        try:
-            source = build_source(settings, name)
-            try:
-                check = source.check()
-            finally:
-                source.close()
-        except Exception as exc:  # a source that cannot even be built (a plan without its key)
-            check = Check("error", redaction.redact(str(exc)) or type(exc).__name__)
-        rows.append((f"source {name}", check.status, check.detail))
-    return rows or [("sources", "warning", "no source is enabled")]
 
 
 def _settings() -> Settings:
@@ -435,18 +376,10 @@ def _plain_error(exc: Exception) -> tuple[int, str] | None:
     if isinstance(exc, AddressUnavailable):
         return EXIT_ADDRESS, str(exc)
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
-        return EXIT_DATABASE, _database_problem(exc)
+        return EXIT_DATABASE, database_problem(exc)
     if isinstance(exc, MigrationNotPermitted | ServerFailed):
         return EXIT_FAILURE, str(exc)
     return None
-
-
-def _database_problem(exc: Exception) -> str:
-    """The driver's first line (it names host and database, never the password), redacted."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    detail = redaction.redact(lines[0]) if lines else type(cause).__name__
-    return f"DATABASE_URL: the database cannot be reached or opened: {detail}"
 
 
 def _debugging(meta: dict[str, Any]) -> bool:
