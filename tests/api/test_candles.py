@@ -206,9 +206,8 @@ def _stored(conn: sa.Connection, when: datetime) -> Any:
     return when if conn.dialect.name == "postgresql" else when.replace(tzinfo=None)
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # array_agg is PG's
 def test_both_open_close_methods_agree_on_postgresql(alpha: Engine) -> None:
-    if alpha.dialect.name != "postgresql":
-        pytest.skip("array_agg is PostgreSQL's")
     with alpha.connect() as conn:
         args: dict[str, Any] = {
             "source": "coingecko",

@@ -51,6 +51,16 @@ PARAMETERS = [
     for path, operation in OPERATIONS
     for parameter in operation.get("parameters", [])
 ]
+# Valid values for the query parameters an operation requires, so only the hostile one is wrong.
+VALID_QUERY_VALUES = {"source": "coingecko"}
+REQUIRED_QUERY = {
+    path: [
+        p["name"]
+        for p in operation.get("parameters", [])
+        if p["in"] == "query" and p.get("required")
+    ]
+    for path, operation in OPERATIONS
+}
 
 
 def raw_get(client: TestClient, raw_path: bytes, query: bytes = b"") -> tuple[int, dict[str, Any]]:
@@ -114,8 +124,14 @@ def _request(path: str, parameter: dict[str, Any], value: bytes) -> tuple[bytes,
             segments.append(VALID_PATH_VALUE.encode())
         else:
             segments.append(quote(part).encode())
-    query = quote(name).encode() + b"=" + value if parameter["in"] == "query" else b""
-    return b"/".join(segments), query
+    pairs = [
+        quote(other).encode() + b"=" + quote(VALID_QUERY_VALUES[other]).encode()
+        for other in REQUIRED_QUERY.get(path, [])
+        if other != name or parameter["in"] != "query"
+    ]
+    if parameter["in"] == "query":
+        pairs.append(quote(name).encode() + b"=" + value)
+    return b"/".join(segments), b"&".join(pairs)
 
 
 def _assert_refused(status: int, body: dict[str, Any], name: str, location: str) -> None:

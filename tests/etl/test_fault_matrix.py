@@ -26,7 +26,7 @@ from kasparro.etl.faults import POINTS
 from kasparro.etl.runner import run_source
 from kasparro.fakes.faults import Fault
 from kasparro.fakes.server import FakeUpstreams
-from kasparro.models import SOURCES
+from kasparro.sources.registry import source_names
 from tests.helpers import settings_for, snapshot
 
 BATCH = 6  # CSV and CoinPaprika rows per batch; CoinGecko pages of the same size
@@ -39,14 +39,16 @@ def fake() -> Iterator[FakeUpstreams]:
 
 
 def matrix_settings(database_url: str, fake: FakeUpstreams, source: str) -> Settings:
+    # Every API source pointed at its fake (each plugin's own settings), then the matrix's paging.
     return settings_for(
         database_url,
-        **{f"{source}_enabled": True},
-        coingecko_base_url=fake.coingecko_url,
-        coingecko_per_page=BATCH,
-        coingecko_max_pages=100,
-        coinpaprika_base_url=fake.coinpaprika_url,
-        etl_batch_size=BATCH,
+        **{
+            **fake.settings(),
+            f"{source}_enabled": True,
+            "coingecko_per_page": BATCH,
+            "coingecko_max_pages": 100,
+            "etl_batch_size": BATCH,
+        },
     )
 
 
@@ -56,23 +58,34 @@ def _wipe(engine: Engine) -> None:
             conn.execute(sa.delete(table))
 
 
-def _uninterrupted(engine: Engine, settings: Settings, source: str) -> dict[str, list]:
+def _uninterrupted(engine: Engine, settings: Settings, source: str) -> tuple[dict[str, list], int]:
+    """The state one clean run leaves, and how many batches it committed."""
     _wipe(engine)
-    assert run_source(engine, settings, source, trigger="test").status == "success"
+    result = run_source(engine, settings, source, trigger="test")
+    assert result.status == "success"
     state = snapshot(engine)
+    with engine.connect() as conn:
+        batches = conn.scalar(
+            sa.select(schema.etl_runs.c.batches_committed).where(
+                schema.etl_runs.c.run_id == result.run_id
+            )
+        )
     _wipe(engine)
-    return state
+    return state, int(batches or 0)
 
 
 @pytest.mark.parametrize("point", POINTS)
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", source_names())
 def test_a_failed_run_then_a_rerun_equals_an_uninterrupted_run(
     database_url: str, engine: Engine, fake: FakeUpstreams, source: str, point: str
 ) -> None:
     clean = matrix_settings(database_url, fake, source)
-    expected = _uninterrupted(engine, clean, source)
+    expected, batches = _uninterrupted(engine, clean, source)
+    assert batches >= 1
 
-    faulty = clean.model_copy(update={"kasparro_faults": f"{source}:{point}:batch=2"})
+    # The second batch, so one is committed before the fault; an exchange's one snapshot: the first.
+    batch = min(2, batches)
+    faulty = clean.model_copy(update={"kasparro_faults": f"{source}:{point}:batch={batch}"})
     failed = run_source(engine, faulty, source, trigger="test")
     assert failed.status == "failed"
     assert f"injected fault at {point}" in (failed.error or "")
@@ -130,7 +143,7 @@ def test_a_killed_process_then_a_rerun_equals_an_uninterrupted_run(
     point: str,
 ) -> None:
     clean = matrix_settings(database_url, fake, source)
-    expected = _uninterrupted(engine, clean, source)
+    expected, _ = _uninterrupted(engine, clean, source)
 
     killed = _etl_process(clean, source, f"{source}:{point}:batch=2:action=kill", tmp_path)
     assert killed == -9  # SIGKILL: no cleanup ran, the lease and the run row are left behind
@@ -150,7 +163,7 @@ def test_kills_at_random_moments_lose_and_duplicate_nothing(
 ) -> None:
     rng = random.Random(20261123)
     clean = matrix_settings(database_url, fake, "coingecko")
-    expected = _uninterrupted(engine, clean, "coingecko")
+    expected, _ = _uninterrupted(engine, clean, "coingecko")
     # Slow pages stretch the run so a kill lands anywhere in it: mid-request, mid-transaction.
     fake.state.add_faults([Fault("slow", times=10_000, seconds=0.05, vendor="coingecko")])
     try:

@@ -50,7 +50,7 @@ _CASES: list[tuple[str, str, Any]] = [
     ("long_symbol", "symbol", "Y" * 100),
     ("long_name", "name", "Z" * 10_000),
     ("empty_id", "id", ""),
-    ("blank_symbol", "symbol", "   "),
+    ("symbol_object", "symbol", {"ticker": "EVL"}),  # a blank one is a coin without a ticker
     ("price_overflow", "price", Raw(b"1e400")),
     ("price_nan", "price", Raw(b"NaN")),
     ("price_negative", "price", -5),
