@@ -51,7 +51,7 @@ PARAMETERS = [
     for path, operation in OPERATIONS
     for parameter in operation.get("parameters", [])
 ]
-# Valid values for the query parameters an operation requires, so only the hostile one is wrong.
+# Valid values for required query parameters whose absence the API reports beside the hostile one.
 VALID_QUERY_VALUES = {"source": "coingecko"}
 REQUIRED_QUERY = {
     path: [
@@ -127,7 +127,7 @@ def _request(path: str, parameter: dict[str, Any], value: bytes) -> tuple[bytes,
     pairs = [
         quote(other).encode() + b"=" + quote(VALID_QUERY_VALUES[other]).encode()
         for other in REQUIRED_QUERY.get(path, [])
-        if other != name or parameter["in"] != "query"
+        if other in VALID_QUERY_VALUES and (other != name or parameter["in"] != "query")
     ]
     if parameter["in"] == "query":
         pairs.append(quote(name).encode() + b"=" + value)
