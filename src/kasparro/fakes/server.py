@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
+import uuid
 from types import TracebackType
 from typing import Any, Literal
 
@@ -24,9 +26,10 @@ from kasparro.fakes.plugin import FakeVendor, plugged_fakes
 from kasparro.fakes.universe import Universe
 
 HOST = "127.0.0.1"
-# CoinMarketCap's public sandbox key (FACTS.md): a documented test value, not a secret.
-CMC_SANDBOX_KEY = "b54bcf4d-1bca-4e8e-9a24-22ff2c3d462c"
-FAKE_COINCAP_KEY = "0" * 64  # the shape of a CoinCap key (64 hex characters), not a real one
+# Keys the fakes accept when they are told none in particular: drawn per process, in each
+# vendor's shape (a UUID, 64 hex characters), so no credential-shaped literal is committed.
+FAKE_CMC_KEY = str(uuid.uuid4())
+FAKE_COINCAP_KEY = secrets.token_hex(32)
 
 
 class FakeServer:
@@ -213,7 +216,7 @@ class FakeUpstreams:
             "coinpaprika_base_url": self.coinpaprika_url,
             "coinpaprika_api_key": None,
             "coinmarketcap_base_url": self.coinmarketcap_url,
-            "coinmarketcap_api_key": SecretStr(self.state.coinmarketcap_key or CMC_SANDBOX_KEY),
+            "coinmarketcap_api_key": SecretStr(self.state.coinmarketcap_key or FAKE_CMC_KEY),
             "coinmarketcap_rate_limit_per_minute": 6000,
             "coincap_base_url": self.coincap_url,
             "coincap_api_key": SecretStr(self.state.coincap_key or FAKE_COINCAP_KEY),
