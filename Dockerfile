@@ -56,7 +56,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH="/opt/venv/bin:$PATH" \
     API_HOST=0.0.0.0 \
-    API_PORT=8000
+    API_PORT=8000 \
+    KASPARRO_ENV=production
 
 # tini as PID 1: signals reach the server, orphaned children are reaped. Then the installers
 # go: pip, setuptools and wheel of the system interpreter, and ensurepip's bundled wheels.

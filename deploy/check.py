@@ -3,8 +3,11 @@
 1. hadolint lints the Dockerfile (any finding fails; inline `# hadolint ignore=` with a reason).
 2. docker-compose.yml validates against the Compose spec, deploy/k8s/*.yaml against the
    Kubernetes schemas of their kinds; both schemas are vendored in deploy/schemas/.
-3. Every environment variable those files (and .env.example, and the Dockerfile) set is a
-   setting the application reads, and every setting is in .env.example and docs/operations.md.
+3. Every environment variable those files (and .env.example, kasparro.env.example, the
+   Dockerfile) set is a setting the application reads; .env.example holds compose's own only
+   (compose passes kasparro.env, not .env, to the api); each of Kasparro's own settings is in
+   kasparro.env.example and docs/operations.md, and each source's settings in docs/ (a source
+   plugin adds its settings without touching these files).
 4. The image runs the command `make run` runs, and so do the Kubernetes API pods.
 5. No credential-shaped default or literal anywhere in those files.
 6. Kubernetes: no service-account token in any pod, requests and limits on every container,
@@ -49,10 +52,11 @@ COMPOSE_ONLY_VARS = frozenset(
         "KASPARRO_IMAGE",
         "API_PUBLISHED_PORT",
         "COMPOSE_PROJECT_NAME",
+        "KASPARRO_ENV_FILE",
     }
 )
-# Settings the compose API service need not pass through from .env (tests and drills only).
-COMPOSE_API_UNPASSED = frozenset({"KASPARRO_FAULTS"})
+# The file of the application's settings compose passes whole to the api (env_file).
+APP_ENV_FILE = "kasparro.env"
 # Read outside Settings: worker processes (kasparro.serve, uvicorn), prometheus-client's
 # multiprocess directory for them, and which proxies uvicorn trusts for X-Forwarded-For.
 RUNTIME_VARS = frozenset({"WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR", "FORWARDED_ALLOW_IPS"})
@@ -120,6 +124,14 @@ class Files:
         return self.root / ".env.example"
 
     @property
+    def app_env_example(self) -> Path:
+        return self.root / f"{APP_ENV_FILE}.example"
+
+    @property
+    def docs(self) -> list[Path]:
+        return sorted((self.root / "docs").glob("*.md"))
+
+    @property
     def makefile(self) -> Path:
         return self.root / "Makefile"
 
@@ -149,6 +161,13 @@ def application_settings() -> frozenset[str]:
     from kasparro.config import Settings
 
     return frozenset(name.upper() for name in Settings.model_fields)
+
+
+def core_settings() -> frozenset[str]:
+    """Kasparro's own settings: those of every source aside."""
+    from kasparro.config import CoreSettings
+
+    return frozenset(name.upper() for name in CoreSettings.model_fields)
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,32 +393,63 @@ def unknown_names(names: Iterable[str], allowed: frozenset[str], where: str) -> 
     ]
 
 
-def compose_api_unpassed(compose_text: str, settings: frozenset[str]) -> list[str]:
-    """Settings the compose `api` service does not pass: the API gets no `env_file`, so a
-    setting missing from its `environment:` would be silently ignored when set in .env."""
+def compose_api_env_files(compose_text: str) -> list[str]:
+    """The env files the compose `api` service reads its settings from."""
     for document in load_yaml_documents(compose_text):
         api = ((document or {}).get("services") or {}).get("api")
         if isinstance(api, dict):
-            passed = set(_environment_keys(api.get("environment")))
-            return [
-                f"docker-compose.yml: the api service does not pass {name}"
-                for name in sorted(settings - passed - COMPOSE_API_UNPASSED)
-            ]
+            env_file = api.get("env_file") or []
+            entries = [env_file] if isinstance(env_file, str | dict) else env_file
+            return [str(e.get("path") if isinstance(e, dict) else e) for e in entries]
     return []
 
 
-def check_settings(files: Files, settings: frozenset[str] | None = None) -> Result:
+def _documented_names(paths: Iterable[Path]) -> set[str]:
+    return {
+        name
+        for path in paths
+        for name in re.findall(r"[A-Z][A-Z0-9_]+", path.read_text(encoding="utf-8"))
+    }
+
+
+def check_settings(
+    files: Files, settings: frozenset[str] | None = None, core: frozenset[str] | None = None
+) -> Result:
+    """`settings`: every setting (sources' included); `core`: Kasparro's own among them."""
     settings = application_settings() if settings is None else settings
+    core = core_settings() if core is None else core
     result = Result("settings: only real ones set, every one documented")
     compose_allowed = settings | COMPOSE_ONLY_VARS | RUNTIME_VARS
     compose_text = files.compose.read_text(encoding="utf-8")
-    env_text = files.env_example.read_text(encoding="utf-8")
     result.problems += unknown_names(
         compose_env_names(compose_text), compose_allowed, "docker-compose.yml"
     )
-    result.problems += compose_api_unpassed(compose_text, settings)
-    env_names = dotenv_names(env_text)
-    result.problems += unknown_names(env_names, compose_allowed, ".env.example")
+    if not any(APP_ENV_FILE in entry for entry in compose_api_env_files(compose_text)):
+        result.problems.append(
+            f"docker-compose.yml: the api service does not read env_file {APP_ENV_FILE}, so "
+            "the application's settings would not reach it"
+        )
+
+    # .env is compose's (it fills ${...}); compose does not pass it to the api.
+    for name in dotenv_names(files.env_example.read_text(encoding="utf-8")):
+        if name in settings or name in RUNTIME_VARS:
+            result.problems.append(
+                f".env.example: {name} belongs in {files.rel(files.app_env_example)} "
+                "(compose passes that file, not .env, to the api)"
+            )
+        elif name not in COMPOSE_ONLY_VARS:
+            result.problems.append(f".env.example: {name} is not a variable compose reads")
+
+    app_env = files.app_env_example
+    if app_env.exists():
+        app_names = dotenv_names(app_env.read_text(encoding="utf-8"))
+        result.problems += unknown_names(app_names, settings | RUNTIME_VARS, files.rel(app_env))
+        result.problems += [
+            f"{files.rel(app_env)}: {name} is missing" for name in sorted(core - set(app_names))
+        ]
+    else:
+        result.problems.append(f"{files.rel(app_env)} does not exist")
+
     for path in files.k8s_manifests:
         result.problems += unknown_names(
             kubernetes_env_names(path.read_text(encoding="utf-8")),
@@ -413,17 +463,19 @@ def check_settings(files: Files, settings: frozenset[str] | None = None) -> Resu
     ]
     result.problems += unknown_names(image_names, settings | RUNTIME_VARS, "Dockerfile")
 
-    missing_env = sorted(settings - set(env_names))
-    result.problems += [f".env.example: {name} is missing" for name in missing_env]
     doc = files.operations_doc
     if doc.exists():
-        words = set(re.findall(r"[A-Z][A-Z0-9_]+", doc.read_text(encoding="utf-8")))
-        result.problems += [
-            f"{files.rel(doc)}: {name} is missing" for name in sorted(settings - words)
-        ]
+        words = _documented_names([doc])
+        result.problems += [f"{files.rel(doc)}: {name} is missing" for name in sorted(core - words)]
     else:
         result.problems.append(f"{files.rel(doc)} does not exist")
-    result.detail = f"{len(settings)} settings in kasparro.config.Settings"
+    # A source documents its own settings, wherever its page is.
+    documented = _documented_names(files.docs)
+    result.problems += [
+        f"docs/: the source setting {name} is documented nowhere"
+        for name in sorted(settings - core - documented)
+    ]
+    result.detail = f"{len(core)} of Kasparro's own settings, {len(settings - core)} of its sources"
     return result
 
 
@@ -611,6 +663,7 @@ def check_credentials(files: Files) -> Result:
     checked: list[tuple[Path, Callable[[str, str], list[str]]]] = [
         (files.compose, yaml_credential_problems),
         (files.env_example, dotenv_credential_problems),
+        (files.app_env_example, dotenv_credential_problems),
         (files.dockerfile, dockerfile_credential_problems),
         *((path, yaml_credential_problems) for path in files.k8s_manifests),
     ]

@@ -182,8 +182,13 @@ KASPARRO_OWNER_USER=kasparro_owner
 KASPARRO_OWNER_PASSWORD=$(pw)
 KASPARRO_APP_USER=kasparro_app
 KASPARRO_APP_PASSWORD=$app_password
+KASPARRO_ENV_FILE=$WORK/kasparro.env
+EOF
+# Kasparro's settings, passed whole to the api: a source's setting needs no line in the compose file.
+cat >"$WORK/kasparro.env" <<EOF
 COINGECKO_ENABLED=false
 COINPAPRIKA_ENABLED=false
+KRAKEN_RATE_LIMIT_PER_MINUTE=30
 EOF
 "${COMPOSE[@]}" -p "$PROJECT" --env-file "$WORK/compose.env" up -d --no-build >"$WORK/up.out" 2>&1 \
     || { cat "$WORK/up.out"; fail "compose up failed"; }
@@ -205,6 +210,10 @@ leaked=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$api" \
 docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$api" | grep -q "^DATABASE_URL=postgresql+psycopg://kasparro_app:" \
     || fail "the api does not connect as kasparro_app"
 say "  the api has DATABASE_URL (kasparro_app) and no POSTGRES_* or other role's password"
+api_env=$(docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$api")
+grep -qx "KRAKEN_RATE_LIMIT_PER_MINUTE=30" <<<"$api_env" || fail "kasparro.env did not reach the api"
+grep -qx "KASPARRO_ENV=production" <<<"$api_env" || fail "the api does not run as production"
+say "  kasparro.env reached the api whole (a source's setting with no compose line); production"
 "${COMPOSE[@]}" -p "$PROJECT" --env-file "$WORK/compose.env" down -v --remove-orphans >/dev/null 2>&1
 say "  stack down, volumes removed"
 say "PASS: image built and run on SQLite, on PostgreSQL, and as the compose stack"

@@ -112,36 +112,94 @@ def test_unknown_env_var_in_kubernetes_is_flagged() -> None:
 
 
 def _copy_tree(tmp_path: Path) -> check.Files:
-    for name in ("Dockerfile", "docker-compose.yml", ".env.example", "Makefile"):
+    for name in ("Dockerfile", "docker-compose.yml", ".env.example", "kasparro.env.example"):
         shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     shutil.copytree(ROOT / "deploy" / "k8s", tmp_path / "deploy" / "k8s")
-    (tmp_path / "docs").mkdir()
-    shutil.copy(ROOT / "docs" / "operations.md", tmp_path / "docs" / "operations.md")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
     return check.Files(tmp_path)
 
 
 def test_undocumented_and_unread_settings_fail(tmp_path: Path) -> None:
     files = _copy_tree(tmp_path)
     assert check.check_settings(files).ok
-    env = files.env_example.read_text()
-    files.env_example.write_text(env.replace("# ETL_BATCH_SIZE=2000\n", "# ETL_BATCH=2000\n"))
+    app_env = files.app_env_example.read_text()
+    files.app_env_example.write_text(
+        app_env.replace("# ETL_BATCH_SIZE=2000\n", "# ETL_BATCH=2000\n")
+    )
     problems = check.check_settings(files).problems
-    assert ".env.example: ETL_BATCH is not a setting the application reads" in problems
-    assert ".env.example: ETL_BATCH_SIZE is missing" in problems
+    assert "kasparro.env.example: ETL_BATCH is not a setting the application reads" in problems
+    assert "kasparro.env.example: ETL_BATCH_SIZE is missing" in problems
     doc = files.operations_doc.read_text()
     files.operations_doc.write_text(doc.replace("HTTP_MAX_ATTEMPTS", "HTTP_ATTEMPTS"))
     problems = check.check_settings(files).problems
     assert "docs/operations.md: HTTP_MAX_ATTEMPTS is missing" in problems
 
 
-def test_env_example_is_loadable_by_settings(
+def test_a_setting_in_the_compose_env_file_is_flagged(tmp_path: Path) -> None:
+    """compose passes kasparro.env, not .env, to the api: a setting in .env would be lost."""
+    files = _copy_tree(tmp_path)
+    files.env_example.write_text(files.env_example.read_text() + "# LOG_LEVEL=INFO\n")
+    assert check.check_settings(files).problems == [
+        ".env.example: LOG_LEVEL belongs in kasparro.env.example "
+        "(compose passes that file, not .env, to the api)"
+    ]
+
+
+def test_the_api_must_read_the_settings_file(tmp_path: Path) -> None:
+    files = _copy_tree(tmp_path)
+    compose = files.compose.read_text()
+    files.compose.write_text(compose.replace("      - ${KASPARRO_ENV_FILE:-kasparro.env}\n", ""))
+    problems = check.check_settings(files).problems
+    assert any("does not read env_file kasparro.env" in p for p in problems), problems
+
+
+def test_a_new_sources_settings_need_only_its_documentation(tmp_path: Path) -> None:
+    """A source plugin's settings reach the api through kasparro.env without a line in the
+    compose file or either example file; only its documentation must name them."""
+    files = _copy_tree(tmp_path)
+    plugin = frozenset({"ZEPHYR_ENABLED", "ZEPHYR_API_KEY"})
+    settings = check.application_settings() | plugin
+    problems = check.check_settings(files, settings=settings).problems
+    assert problems == [
+        "docs/: the source setting ZEPHYR_API_KEY is documented nowhere",
+        "docs/: the source setting ZEPHYR_ENABLED is documented nowhere",
+    ]
+    (files.root / "docs" / "zephyr.md").write_text("`ZEPHYR_ENABLED`, `ZEPHYR_API_KEY`: ...\n")
+    assert check.check_settings(files, settings=settings).ok
+
+
+def test_a_built_in_source_needs_no_line_in_the_example_files(tmp_path: Path) -> None:
+    """Kraken's lines can go from kasparro.env.example: they are documented in docs/."""
+    files = _copy_tree(tmp_path)
+    app_env = files.app_env_example.read_text()
+    kept = [line for line in app_env.splitlines(keepends=True) if "KRAKEN" not in line]
+    assert len(kept) < len(app_env.splitlines())
+    files.app_env_example.write_text("".join(kept))
+    assert "KRAKEN" not in files.compose.read_text()
+    assert check.check_settings(files).ok
+
+
+def test_env_examples_are_loadable_by_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`cp .env.example .env` gives settings the application accepts (nothing set empty)."""
+    """`cp kasparro.env.example kasparro.env` (and `.env.example .env`) give settings the
+    application accepts (nothing set empty)."""
     for name in check.application_settings():
         monkeypatch.delenv(name, raising=False)
-    settings = Settings(_env_file=ROOT / ".env.example")
+    settings = Settings(_env_file=(ROOT / ".env.example", ROOT / "kasparro.env.example"))
     assert settings.etl_schedule == Settings.model_fields["etl_schedule"].default
+
+
+def test_the_settings_file_wins_over_dot_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("LOG_LEVEL=ERROR\nETL_BATCH_SIZE=7\n")
+    (tmp_path / "kasparro.env").write_text("LOG_LEVEL=DEBUG\n")
+    settings = Settings()
+    assert (settings.log_level, settings.etl_batch_size) == ("DEBUG", 7)
 
 
 def test_configmap_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:

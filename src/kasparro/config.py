@@ -44,12 +44,13 @@ class SettingError(ValueError):
 
 class CoreSettings(BaseSettings):
     """Kasparro's own settings. `Settings` adds every registered source's (`<PREFIX><FIELD>`,
-    declared by the source); every field is documented in `.env.example`."""
+    declared by the source); every field is documented in `kasparro.env.example`."""
 
+    # ./.env, then ./kasparro.env (compose's file of the application's settings), which wins.
     # A variable set but empty (`ADMIN_API_KEY=` in a .env) means unset, not "".
     # An error never quotes the value it refuses: that value may be a key.
     model_config = SettingsConfigDict(
-        env_file=".env",
+        env_file=(".env", "kasparro.env"),
         env_file_encoding="utf-8",
         extra="ignore",
         env_ignore_empty=True,

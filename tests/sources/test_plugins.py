@@ -63,7 +63,8 @@ def fresh_registry() -> Iterator[None]:
 
 
 def test_the_built_in_sources_are_found_through_their_entry_points() -> None:
-    assert registry.source_names() == BUILT_IN
+    # At least these: a new source adds itself by its own entry point, touching no list here.
+    assert set(BUILT_IN) <= set(registry.source_names())
     assert registry.plugin_problems() == ()
     for name, source in registry.source_classes().items():
         assert issubclass(source, Source)
@@ -158,7 +159,7 @@ def test_a_third_party_package_registers_a_source_the_same_way(
 
 
 def test_the_core_names_no_source() -> None:
-    names = "|".join(re.escape(n) for n in BUILT_IN if n != "csv")
+    names = "|".join(re.escape(n) for n in registry.source_names() if n != "csv")
     pattern = re.compile(rf"(?i)\b({names})\b|[\"']csv[\"']")
     found = [
         f"{path}:{number}: {line.strip()}"
