@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from kasparro.api.schemas import Asset, AssetHistory, AssetPage
+from kasparro.config import Settings
+from kasparro.consensus.refresh import compute_now
 from kasparro.db import schema
 from kasparro.etl.runner import RunResult
 from tests.api.conftest import assert_problem
@@ -24,9 +25,10 @@ def _btc(client: TestClient) -> dict[str, Any]:
     return item
 
 
-def test_assets_carry_per_source_prices_and_a_median_consensus(
-    client: TestClient, engine: Engine, loaded: dict[str, RunResult]
+def test_assets_carry_per_source_prices_and_the_consensus_reference_price(
+    client: TestClient, engine: Engine, settings: Settings, loaded: dict[str, RunResult]
 ) -> None:
+    compute_now(engine, settings)  # what an ETL cycle does after its runs
     body = client.get("/assets", params={"limit": 1000}).json()
     page = AssetPage.model_validate(body)
     with engine.connect() as conn:
@@ -34,17 +36,52 @@ def test_assets_carry_per_source_prices_and_a_median_consensus(
         links = conn.execute(sa.select(schema.asset_sources)).all()
     assert page.meta.total == total == len(page.data)
     assert [a.asset_id for a in page.data] == sorted(a.asset_id for a in page.data)
+    priced = 0
     for item in page.data:
         mine = [r for r in links if r.asset_id == item.asset_id]
         assert item.source_count == len(mine) == len(item.prices)
         assert sorted(p.source for p in item.prices) == sorted(r.source for r in mine)
-        assert item.consensus_price_usd == statistics.median(r.price_usd for r in mine)
+        reference = client.get(f"/assets/{item.asset_id}/price")
+        if reference.status_code == 404:
+            assert (item.consensus_price_usd, item.consensus_status) == (None, None)
+            continue
+        priced += 1
+        ref = reference.json()
+        assert item.consensus_price_usd == ref["price_usd"]
+        assert item.consensus_status == ref["status"]
+        assert item.consensus_as_of == datetime.fromisoformat(ref["as_of"])
+    assert priced > 0
 
     btc = _btc(client)
     assert btc["symbol"] == "BTC"
     assert {p["source"] for p in btc["prices"]} == {"csv", "csv_weird"}
-    prices = [p["price_usd"] for p in btc["prices"]]
-    assert btc["consensus_price_usd"] == pytest.approx(sum(prices) / 2)
+    assert btc["consensus_price_usd"] is not None
+    assert (
+        client.get(f"/assets/{btc['asset_id']}").json()["consensus_price_usd"]
+        == (btc["consensus_price_usd"])
+    )
+
+
+def test_the_consensus_in_assets_ignores_a_source_a_thousand_times_off(
+    client: TestClient, engine: Engine, settings: Settings, loaded: dict[str, RunResult]
+) -> None:
+    """A plain median of two sources, one 1000x off, would be 500x the truth."""
+    compute_now(engine, settings)
+    btc = _btc(client)
+    truth = btc["consensus_price_usd"]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(schema.asset_sources)
+            .where(
+                schema.asset_sources.c.asset_id == btc["asset_id"],
+                schema.asset_sources.c.source == "csv_weird",
+            )
+            .values(price_usd=truth * 1000)
+        )
+    compute_now(engine, settings, asset_ids=[btc["asset_id"]])
+    after = _btc(client)
+    assert after["consensus_price_usd"] in (None, pytest.approx(truth, rel=0.005))
+    assert after["consensus_price_usd"] != pytest.approx(truth * 500, rel=0.5)
 
 
 def test_assets_pagination_and_filters(client: TestClient, loaded: dict[str, RunResult]) -> None:

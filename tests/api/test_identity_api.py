@@ -98,6 +98,12 @@ def test_merge_over_http_redirects_the_old_id_and_shows_who_decided(
     )
     assert moved_history.status_code == 308
     assert moved_history.headers["location"] == f"/assets/{keep}/history?limit=5"
+    # The consensus endpoints lead there too (its reference series moved with the merge).
+    for suffix, query in (("/price", {}), ("/price/history", {"limit": "3"})):
+        moved_price = client.get(f"/assets/{gone}{suffix}", params=query, follow_redirects=False)
+        assert moved_price.status_code == 308, (suffix, moved_price.text)
+        expected = f"/assets/{keep}{suffix}" + ("?limit=3" if query else "")
+        assert moved_price.headers["location"] == expected
     asset = client.get(f"/assets/{gone}").json()
     assert asset["asset_id"] == keep
     by_key = {(m["source"], m["source_asset_id"]): m for m in asset["members"]}

@@ -180,8 +180,14 @@ class Asset(_Model):
     )
     name: str
     consensus_price_usd: float | None = Field(
-        description="The median of the per-source latest prices; null with no source price."
+        description="The consensus reference price (GET /assets/{asset_id}/price: fresh sources, "
+        "outliers excluded, volume-weighted median); null when there is none yet or the "
+        "sources disagree (status disputed)."
     )
+    consensus_status: Literal["ok", "disputed"] | None = Field(
+        default=None, description="That price's status; null when none is computed yet."
+    )
+    consensus_as_of: datetime | None = Field(default=None, description="That price's as-of time.")
     source_count: int
     prices: list[SourcePrice]
     members: list[AssetMember] = Field(

@@ -6,6 +6,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
+from fastapi.responses import RedirectResponse
 from sqlalchemy.engine import Engine
 
 from kasparro.api.errors import request_id_of
@@ -64,3 +65,10 @@ WriteEngineDep = Annotated[Engine, Depends(get_write_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (1-1000).")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")]
+
+
+def moved_to(request: Request, route: str, target: str) -> RedirectResponse:
+    """308 to the same route of the asset a merged one joined, with the same query: old links
+    keep working (identity curation, docs/identity.md)."""
+    url = request.url_for(route, asset_id=target).include_query_params(**request.query_params)
+    return RedirectResponse(str(url.replace(scheme="", netloc="")), status_code=308)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from kasparro.api.errors import ProblemError, problem_responses
 from kasparro.api.inputs import NO_CONTROL
 from kasparro.api.queries import assets as assets_queries
-from kasparro.api.routes import EngineDep, Limit, Offset, page_meta, request_id
+from kasparro.api.queries import prices as prices_queries
+from kasparro.api.routes import EngineDep, Limit, Offset, moved_to, page_meta, request_id
 from kasparro.api.schemas import Asset, AssetHistory, AssetPage, SourceName
 
 router = APIRouter(tags=["assets"])
@@ -22,14 +22,17 @@ AssetId = Annotated[
 ]
 
 
-def _asset(head: dict[str, Any]) -> Asset:
+def _asset(head: dict[str, Any], reference: dict[str, Any] | None) -> Asset:
+    """`reference`: the asset's newest consensus row (GET /assets/{id}/price), if any. Never a
+    plain median of the latest prices: one stale, frozen or 1000x-off source would move it."""
     prices = head["prices"]
-    consensus = statistics.median(p["price_usd"] for p in prices) if prices else None
     return Asset(
         asset_id=head["asset_id"],
         symbol=head["symbol"],
         name=head["name"],
-        consensus_price_usd=consensus,
+        consensus_price_usd=reference["price_usd"] if reference else None,
+        consensus_status=reference["status"] if reference else None,
+        consensus_as_of=reference["as_of"] if reference else None,
         source_count=len(prices),
         prices=prices,
         members=head["members"],
@@ -73,7 +76,8 @@ def list_assets(
         Query(max_length=200, pattern=NO_CONTROL, description="Name contains (case-insensitive)."),
     ] = None,
 ) -> AssetPage:
-    """Ordered by asset_id. `consensus_price_usd` is the median of the sources' latest prices."""
+    """Ordered by asset_id. `consensus_price_usd` is the asset's consensus reference price
+    (its status and as-of time beside it; the whole computation at GET /assets/{id}/price)."""
     with engine.connect() as conn:
         heads, total = assets_queries.assets_page(
             conn,
@@ -82,7 +86,8 @@ def list_assets(
             limit=limit,
             offset=offset,
         )
-    data = [_asset(head) for head in heads]
+        references = prices_queries.latest(conn, [head["asset_id"] for head in heads])
+    data = [_asset(head, references.get(head["asset_id"])) for head in heads]
     return AssetPage.model_validate(
         {
             "data": data,
@@ -106,17 +111,12 @@ def get_asset(request: Request, engine: EngineDep, asset_id: AssetId) -> Asset |
     with engine.connect() as conn:
         head = assets_queries.asset(conn, asset_id)
         target = assets_queries.redirect_target(conn, asset_id) if head is None else None
+        reference = prices_queries.latest(conn, [asset_id]).get(asset_id) if head else None
     if target is not None:
-        return _moved(request, "get_asset", target)
+        return moved_to(request, "get_asset", target)
     if head is None:
         raise _not_found(asset_id)
-    return _asset(head)
-
-
-def _moved(request: Request, route: str, target: str) -> RedirectResponse:
-    """308 to the same route of the asset a merged one joined, with the same query."""
-    url = request.url_for(route, asset_id=target).include_query_params(**request.query_params)
-    return RedirectResponse(str(url.replace(scheme="", netloc="")), status_code=308)
+    return _asset(head, reference)
 
 
 @router.get(
@@ -149,7 +149,7 @@ def get_history(
         if not assets_queries.asset_exists(conn, asset_id):
             target = assets_queries.redirect_target(conn, asset_id)
             if target is not None:
-                return _moved(request, "get_history", target)
+                return moved_to(request, "get_history", target)
             raise _not_found(asset_id)
         rows = assets_queries.asset_history(
             conn, asset_id, source=source, start=_utc(start), end=_utc(end), limit=limit

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
 from pydantic import StringConstraints
 
 from kasparro.api.errors import ProblemError, problem_responses
@@ -22,7 +23,14 @@ from kasparro.api.price_schemas import (
 )
 from kasparro.api.queries import assets as assets_queries
 from kasparro.api.queries import prices as prices_queries
-from kasparro.api.routes import EngineDep, Limit, SettingsDep, WriteEngineDep, request_id
+from kasparro.api.routes import (
+    EngineDep,
+    Limit,
+    SettingsDep,
+    WriteEngineDep,
+    moved_to,
+    request_id,
+)
 from kasparro.api.routes.etl import require_admin
 from kasparro.consensus.refresh import compute_now
 from kasparro.consensus.store import priced_assets
@@ -120,9 +128,12 @@ def _decode_cursor(cursor: str, fingerprint: str) -> datetime:
     "/assets/{asset_id}/price",
     response_model=ReferencePrice,
     summary="The consensus reference price of one asset",
-    responses=problem_responses(404, 422, 429, 500, 503),
+    responses={
+        308: {"description": "The asset was merged into another: Location names its price."},
+        **problem_responses(404, 422, 429, 500, 503),
+    },
 )
-def get_price(engine: EngineDep, asset_id: AssetId) -> ReferencePrice:
+def get_price(request: Request, engine: EngineDep, asset_id: AssetId) -> ReferencePrice | Response:
     """The newest reference price: its value, dispersion, the constituents used (with their
     weights) and those excluded (with their reasons), and the time it is as of. Computed after
     each ETL run for the assets it changed, and by POST /consensus/compute. 404 for an unknown
@@ -130,6 +141,9 @@ def get_price(engine: EngineDep, asset_id: AssetId) -> ReferencePrice:
     with engine.connect() as conn:
         row = prices_queries.latest(conn, [asset_id]).get(asset_id)
         if row is None and not assets_queries.asset_exists(conn, asset_id):
+            target = assets_queries.redirect_target(conn, asset_id)
+            if target is not None:
+                return moved_to(request, "get_price", target)
             raise _not_found(asset_id)
     if row is None:
         raise ProblemError(
@@ -170,7 +184,10 @@ def get_prices(request: Request, engine: EngineDep, asset_id: AssetIds) -> Price
     "/assets/{asset_id}/price/history",
     response_model=PriceHistory,
     summary="The reference price history of one asset",
-    responses=problem_responses(400, 404, 422, 429, 500, 503),
+    responses={
+        308: {"description": "The asset was merged into another: Location names its history."},
+        **problem_responses(400, 404, 422, 429, 500, 503),
+    },
 )
 def get_price_history(
     request: Request,
@@ -193,7 +210,7 @@ def get_price_history(
             description="Opaque keyset cursor: meta.next_cursor of the previous page.",
         ),
     ] = None,
-) -> PriceHistory:
+) -> PriceHistory | Response:
     """Newest first, a row per as-of time (each computation that found new observations).
     Deep pages: follow `next_cursor`. An empty range (`from` after `to`) returns no rows."""
     start, end = _utc(start), _utc(end)
@@ -201,6 +218,9 @@ def get_price_history(
     before = _decode_cursor(cursor, fingerprint) if cursor else None
     with engine.connect() as conn:
         if not assets_queries.asset_exists(conn, asset_id):
+            target = assets_queries.redirect_target(conn, asset_id)
+            if target is not None:
+                return moved_to(request, "get_price_history", target)
             raise _not_found(asset_id)
         rows = prices_queries.history(
             conn, asset_id, start=start, end=end, before=before, limit=limit
