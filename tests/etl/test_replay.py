@@ -114,6 +114,14 @@ def test_a_fixed_cause_is_loaded_once_and_leaves_quarantine(
         result.run_id,
     )
     assert latest == held.raw_id
+    # Its reference price follows at once, as after an ETL cycle (the run alone computed none).
+    with engine.connect() as conn:
+        referenced = conn.scalars(
+            sa.select(schema.reference_prices.c.price_usd).where(
+                schema.reference_prices.c.asset_id == history.asset_id
+            )
+        ).all()
+    assert referenced == [2300]
     assert "record_count_drop" not in kinds  # a replay is not compared with the source's runs
 
     # Nothing left to replay: a second replay loads and changes nothing, nor does a rerun.

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy.engine import Connection, Engine, Row
 
 from kasparro.config import Settings
+from kasparro.consensus.refresh import refresh_after_runs
 from kasparro.db.engine import write_transaction
 from kasparro.db.schema import quarantine, raw_payloads
 from kasparro.etl.lease import Heartbeat, Lease, renew
@@ -140,7 +141,7 @@ def _replay(
             if source is not None:
                 source.close()
         # A refused record stays quarantined, as database_rejected.
-        return conclude(
+        result = conclude(
             engine,
             settings,
             lease,
@@ -150,6 +151,10 @@ def _replay(
             totals,
             event="replay_finished",
         )
+        # Records it loaded are latest values now: their assets' reference prices follow, as
+        # after an ETL cycle (a failure there is logged; the next cycle catches up).
+        refresh_after_runs(engine, settings, [lease.run_id])
+        return result
 
 
 def _read(
