@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import traceback
 from dataclasses import asdict
 from datetime import timedelta
@@ -13,11 +12,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.measure import Measurement
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -30,6 +26,7 @@ from kasparro.config import (
     settings_problems,
 )
 from kasparro.doctor import DoctorRow, database_problem, database_rows, source_rows
+from kasparro.run_display import SourceProgress, coloured, print_summary, progress
 
 # Exit statuses a script or an orchestrator can act on (also in `kasparro --help`).
 EXIT_FAILURE = 1  # a run failed, or anything else
@@ -83,7 +80,9 @@ def _mount_optional_apps() -> None:
     from kasparro.quarantine_cli import quarantine_app
 
     app.add_typer(export_app, name="export")
-    app.add_typer(fakes_app, name="fakes", help="Serve the fake CoinGecko and CoinPaprika APIs.")
+    app.add_typer(
+        fakes_app, name="fakes", help="Serve the fake upstream APIs of the installed sources."
+    )
     app.add_typer(identity_app, name="identity", help="Canonical identity tools.")
     app.add_typer(consensus_app, name="consensus", help="Consensus reference prices.")
     app.add_typer(quarantine_app, name="quarantine")
@@ -222,9 +221,9 @@ def etl_run(
             _exit_with(str(exc))
     engine = create_db_engine(settings.resolved_database_url)
     results: list[dict[str, Any]] = []
-    with _progress() as progress:
+    with progress(console) as shown_progress:
         for name in names:
-            shown = _SourceProgress(progress, name)
+            shown = SourceProgress(shown_progress, name)
             try:
                 result = run_source(engine, settings, name, trigger="cli", on_batch=shown.batch)
             except SourceBusy as exc:
@@ -238,91 +237,11 @@ def etl_run(
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     else:
-        _print_summary(results)
+        print_summary(results)
     if any(r["status"] not in ("success", "busy") for r in results):
         raise typer.Exit(EXIT_FAILURE)
     if any(r["status"] == "busy" for r in results):
         raise typer.Exit(EXIT_BUSY)
-
-
-def _progress() -> Progress:
-    """A line per source: records so far, their rate, the batch just committed. Terminals only:
-    a log or a pipe gets the summary alone."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[records]:,} records"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[label]}"),
-        console=console,
-        disable=not console.is_terminal,
-    )
-
-
-class _SourceProgress:
-    """One source's line of the progress display, moved on by the runner after each batch."""
-
-    def __init__(self, progress: Progress, name: str) -> None:
-        self._progress = progress
-        self._started = time.monotonic()
-        self._task = progress.add_task(escape(name), total=None, records=0, rate="", label="")
-
-    def batch(self, label: str, records: int) -> None:
-        rate = records / max(time.monotonic() - self._started, 1e-3)
-        self._progress.update(
-            self._task, records=records, rate=f"{rate:,.0f} records/s", label=escape(label)
-        )
-
-    def done(self, status: str) -> None:
-        # The total was unknown (the bar pulsed): it ends full.
-        self._progress.update(self._task, total=1, completed=1, label=escape(status))
-
-
-# (heading, key of a result) of the summary table; errors are listed under it, whole.
-_SUMMARY = (
-    ("source", "source"),
-    ("status", "status"),
-    ("processed", "records_processed"),
-    ("loaded", "records_loaded"),
-    ("unchanged", "records_unchanged"),
-    ("quarantined", "records_quarantined"),
-    ("ms", "duration_ms"),
-)
-_COLOURS = {"success": "green", "ok": "green", "busy": "yellow", "warning": "yellow"}
-
-
-def _print_summary(results: list[dict[str, Any]]) -> None:
-    """The runs in a table whose cells are never cut short (a line per run where the terminal
-    is too narrow for it), then each error in full, wrapped."""
-    out = Console()
-    cells = [[_text(result.get(key)) for _, key in _SUMMARY] for result in results]
-    table = Table(title="ETL runs", box=box.SIMPLE_HEAD, pad_edge=False)
-    for index, (heading, _) in enumerate(_SUMMARY):
-        table.add_column(heading, justify="left" if index < 2 else "right", no_wrap=True)
-    for row in cells:
-        table.add_row(row[0], _coloured(row[1]), *row[2:])
-    # Measured unbounded: a console's own measure never reports more than its width.
-    if Measurement.get(out, out.options.update_width(10_000), table).minimum <= out.width:
-        out.print(table)
-    else:
-        for row in cells:
-            counts = zip(_SUMMARY[2:], row[2:], strict=True)
-            pairs = ", ".join(f"{heading} {cell}" for (heading, _), cell in counts)
-            out.print(f"[bold]{row[0]}[/] {_coloured(row[1])}: {pairs}")
-    for result in results:
-        name, error = result["source"], result.get("error")
-        if error:  # most errors begin with their source's name already
-            out.print(escape(error if error.startswith(f"{name}:") else f"{name}: {error}"))
-
-
-def _text(value: object) -> str:
-    return "" if value is None else escape(str(value))
-
-
-def _coloured(status: str) -> str:
-    return f"[{_COLOURS.get(status, 'red')}]{status}[/]"
 
 
 @app.command()
@@ -335,7 +254,7 @@ def doctor() -> None:
     table.add_column("status", min_width=7)
     table.add_column("detail", overflow="fold")
     for check, status, detail in rows:
-        table.add_row(escape(check), _coloured(status), escape(detail))
+        table.add_row(escape(check), coloured(status), escape(detail))
     Console().print(table)
     if any(status == "error" for _, status, _ in rows):
         raise typer.Exit(EXIT_FAILURE)
