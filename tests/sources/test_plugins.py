@@ -45,6 +45,7 @@ SOURCE_BLIND = [
     "sources/base.py",
     "sources/http.py",
     "sources/registry.py",
+    "sources/paging.py",
     "api/ratelimit.py",
     "api/schemas.py",
     "metrics.py",

@@ -13,9 +13,9 @@ single-asset answer (`/assets/{id}`), so the observation time stays with the pay
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import Field, SecretStr
@@ -24,10 +24,7 @@ from kasparro.models import RawRecord, Rejection, UnifiedRecord
 from kasparro.quality.expected import Anchor, FieldSpec, spec
 from kasparro.sources.base import (
     BadPayload,
-    Batch,
     Check,
-    Cursor,
-    Source,
     SourceError,
     SourceSettings,
     UpstreamAuthError,
@@ -44,7 +41,7 @@ from kasparro.sources.http import (
     retry_after_seconds,
     snippet,
 )
-from kasparro.sources.paging import PagedCrawl
+from kasparro.sources.paging import PagedSource
 
 if TYPE_CHECKING:
     from kasparro.config import CoreSettings
@@ -166,7 +163,7 @@ EXPECTED_SHAPE: Mapping[str, FieldSpec] = {
 }
 
 
-class CoinCapSource(Source):
+class CoinCapSource(PagedSource[list[dict[str, Any]]]):
     name = NAME
     # The quote assets' ids here: CoinCap's asset ids.
     known_assets: ClassVar[Mapping[str, str]] = {
@@ -187,8 +184,6 @@ class CoinCapSource(Source):
         key = own.api_key.get_secret_value() if own.api_key else ""
         if not key:
             raise UpstreamAuthError(f"{NAME}: version 3.0 needs a key: set COINCAP_API_KEY")
-        self._per_page = own.per_page
-        self._page_cap = own.max_pages
         self._client = UpstreamClient(
             vendor=NAME,
             base_url=own.root,
@@ -200,39 +195,12 @@ class CoinCapSource(Source):
             secrets=(key,),
             transport=transport,
         )
-        self._crawl = PagedCrawl(
-            fetch_page=self.fetch_page,
-            is_final=lambda payloads: len(payloads) < self._per_page,
-            last_page=self._page_cap,
-            max_in_flight=settings.http_max_in_flight,
-            vendor=NAME,
-        )
-
-    @classmethod
-    def from_settings(cls, settings: CoreSettings) -> Self:
-        return cls(settings)
-
-    def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
-        page = int(cursor.get("next_page", 1)) if cursor else 1
-        if page < 1 or (self._page_cap is not None and page > self._page_cap):
-            page = 1
-        for fetched in self._crawl.pages(page):
-            number = fetched.number
-            next_cursor = (
-                {"next_page": 1, "pages_in_last_crawl": number}
-                if fetched.last
-                else {"next_page": number + 1}
-            )
-            yield Batch(
-                records=[RawRecord.of(NAME, payload) for payload in fetched.content],
-                cursor=next_cursor,
-                label=f"page {number}",
-            )
+        self.start_crawl(settings, own.per_page, own.max_pages)
 
     def fetch_page(self, page: int) -> list[dict[str, Any]]:
         """One page's items, each as `{"data": item, "timestamp": ms}` (the concurrent crawl's
         `fetch_page`)."""
-        params = {"limit": self._per_page, "offset": (page - 1) * self._per_page}
+        params = {"limit": self.per_page, "offset": (page - 1) * self.per_page}
         body = self._client.get_json("/assets", params)
         data, stamp = self._envelope(body, f"page {page}")
         if not isinstance(data, list):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import Field, SecretStr
@@ -13,10 +13,7 @@ from kasparro.models import RawRecord, Rejection, UnifiedRecord
 from kasparro.quality.expected import Anchor, FieldSpec, spec
 from kasparro.sources.base import (
     BadPayload,
-    Batch,
     Check,
-    Cursor,
-    Source,
     SourceError,
     SourceSettings,
     UpstreamAuthError,
@@ -33,7 +30,7 @@ from kasparro.sources.http import (
     retry_after_seconds,
     snippet,
 )
-from kasparro.sources.paging import PagedCrawl
+from kasparro.sources.paging import PagedSource
 from kasparro.sources.timestamps import parse_utc
 
 if TYPE_CHECKING:
@@ -210,7 +207,7 @@ def _id_of(item: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-class CoinGeckoSource(Source):
+class CoinGeckoSource(PagedSource[list[dict[str, Any]]]):
     name = NAME
     # The quote assets' ids here: CoinGecko's permanent ids.
     known_assets: ClassVar[Mapping[str, str]] = {
@@ -235,8 +232,6 @@ class CoinGeckoSource(Source):
             raise UpstreamAuthError(
                 f"{NAME}: COINGECKO_API_PLAN={plan.value} needs COINGECKO_API_KEY to be set"
             )
-        self._per_page = own.per_page
-        self._page_cap = own.page_cap
         self._client = UpstreamClient(
             vendor=NAME,
             base_url=own.root,
@@ -248,42 +243,15 @@ class CoinGeckoSource(Source):
             secrets=(key,),
             transport=transport,
         )
-        self._crawl = PagedCrawl(
-            fetch_page=self._fetch_page,
-            is_final=lambda items: len(items) < self._per_page,
-            last_page=self._page_cap,
-            max_in_flight=settings.http_max_in_flight,
-            vendor=NAME,
-        )
+        self.start_crawl(settings, own.per_page, own.page_cap)
 
-    @classmethod
-    def from_settings(cls, settings: CoreSettings) -> Self:
-        return cls(settings)
-
-    def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
-        page = int(cursor.get("next_page", 1)) if cursor else 1
-        if page < 1 or (self._page_cap is not None and page > self._page_cap):
-            page = 1
-        for fetched in self._crawl.pages(page):
-            number = fetched.number
-            next_cursor = (
-                {"next_page": 1, "pages_in_last_crawl": number}
-                if fetched.last
-                else {"next_page": number + 1}
-            )
-            yield Batch(
-                records=[RawRecord.of(NAME, item) for item in fetched.content],
-                cursor=next_cursor,
-                label=f"page {number}",
-            )
-
-    def _fetch_page(self, page: int) -> list[dict[str, Any]]:
+    def fetch_page(self, page: int) -> list[dict[str, Any]]:
         payload = self._client.get_json(
             "/coins/markets",
             {
                 "vs_currency": "usd",
                 "order": "market_cap_desc",
-                "per_page": self._per_page,
+                "per_page": self.per_page,
                 "page": page,
             },
         )

@@ -12,7 +12,7 @@ symbols); amounts are JSON numbers in `quote.USD`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import Field, SecretStr
@@ -24,7 +24,6 @@ from kasparro.sources.base import (
     Batch,
     Check,
     Cursor,
-    Source,
     SourceError,
     SourceSettings,
     UpstreamAuthError,
@@ -42,7 +41,7 @@ from kasparro.sources.http import (
     retry_after_seconds,
     snippet,
 )
-from kasparro.sources.paging import PagedCrawl
+from kasparro.sources.paging import PagedSource
 from kasparro.sources.timestamps import parse_utc
 
 if TYPE_CHECKING:
@@ -210,7 +209,7 @@ EXPECTED_SHAPE: Mapping[str, FieldSpec] = {
 }
 
 
-class CoinMarketCapSource(Source):
+class CoinMarketCapSource(PagedSource[tuple[list[dict[str, Any]], int]]):
     name = NAME
     # The quote assets' ids here: CoinMarketCap's permanent numeric ids (/v1/cryptocurrency/map).
     known_assets: ClassVar[Mapping[str, str]] = {
@@ -231,8 +230,6 @@ class CoinMarketCapSource(Source):
         key = own.api_key.get_secret_value() if own.api_key else ""
         if not key:
             raise UpstreamAuthError(f"{NAME}: every call needs a key: set COINMARKETCAP_API_KEY")
-        self._per_page = own.per_page
-        self._page_cap = own.max_pages
         self._client = UpstreamClient(
             vendor=NAME,
             base_url=own.root,
@@ -244,24 +241,16 @@ class CoinMarketCapSource(Source):
             secrets=(key,),
             transport=transport,
         )
-        self._crawl = PagedCrawl(
-            fetch_page=self.fetch_page,
-            is_final=lambda page: len(page[0]) < self._per_page,
-            last_page=self._page_cap,
-            max_in_flight=settings.http_max_in_flight,
-            vendor=NAME,
-        )
+        self.start_crawl(settings, own.per_page, own.max_pages)
 
-    @classmethod
-    def from_settings(cls, settings: CoreSettings) -> Self:
-        return cls(settings)
+    def items_of(self, content: tuple[list[dict[str, Any]], int]) -> list[dict[str, Any]]:
+        return content[0]
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
-        page = int(cursor.get("next_page", 1)) if cursor else 1
-        if page < 1 or (self._page_cap is not None and page > self._page_cap):
-            page = 1
+        """As every paged source's, with the credits the crawl has cost so far in the cursor."""
+        page = self.first_page(cursor)
         credits = int(cursor.get("credits", 0)) if cursor and page > 1 else 0
-        for fetched in self._crawl.pages(page):
+        for fetched in self.crawl.pages(page):
             (items, cost), number = fetched.content, fetched.number
             credits += cost
             next_cursor: dict[str, Any] = (
@@ -277,8 +266,8 @@ class CoinMarketCapSource(Source):
 
     def fetch_page(self, page: int) -> tuple[list[dict[str, Any]], int]:
         """One page's items and the credits it cost (the concurrent crawl's `fetch_page`)."""
-        start = (page - 1) * self._per_page + 1
-        params = {"start": start, "limit": self._per_page, "convert": "USD"}
+        start = (page - 1) * self.per_page + 1
+        params = {"start": start, "limit": self.per_page, "convert": "USD"}
         body = self._client.get_json(PATH, params)
         data, status = self._envelope(body, f"page {page}")
         if not all(isinstance(item, dict) for item in data):

@@ -13,12 +13,18 @@ not yet sent are cancelled, and none is ever requested beyond `last_page`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from abc import abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 from kasparro.logging import get_logger
+from kasparro.models import RawRecord
+from kasparro.sources.base import Batch, Cursor, Source
+
+if TYPE_CHECKING:
+    from kasparro.config import CoreSettings
 
 log = get_logger(__name__)
 
@@ -109,3 +115,54 @@ class PagedCrawl(Generic[T]):
 
     def _beyond_cap(self, number: int) -> bool:
         return self.last_page is not None and number > self.last_page
+
+
+class PagedSource(Source, Generic[T]):
+    """A source whose upstream lists its items in numbered pages of `per_page` (a market
+    listing): it says how one page is fetched (`fetch_page`) and, if a page's content is more
+    than its items, where they are (`items_of`); the crawl, the checkpoint (`{"next_page": n}`,
+    back to 1 once a crawl has finished) and the batches, a page each, are the same for all.
+    Its constructor takes the settings (and a transport, for tests) and calls `start_crawl`."""
+
+    per_page: int
+    page_cap: int | None
+    crawl: PagedCrawl[T]
+
+    def start_crawl(self, settings: CoreSettings, per_page: int, page_cap: int | None) -> None:
+        self.per_page, self.page_cap = per_page, page_cap
+        self.crawl = PagedCrawl(
+            fetch_page=self.fetch_page,
+            is_final=lambda content: len(self.items_of(content)) < per_page,
+            last_page=page_cap,
+            max_in_flight=settings.http_max_in_flight,
+            vendor=self.name,
+        )
+
+    @abstractmethod
+    def fetch_page(self, page: int) -> T:
+        """Page `page`'s content (1-based), raising the client's `SourceError`s."""
+
+    def items_of(self, content: T) -> Sequence[Any]:
+        return cast(Sequence[Any], content)
+
+    @classmethod
+    def from_settings(cls, settings: CoreSettings) -> Self:
+        return cls(settings)  # type: ignore[call-arg]  # the constructor documented above
+
+    def first_page(self, cursor: Cursor | None) -> int:
+        """Where a crawl resumes: the checkpoint's page, or 1 (none, or past a lowered cap)."""
+        page = int(cursor.get("next_page", 1)) if cursor else 1
+        return 1 if page < 1 or (self.page_cap is not None and page > self.page_cap) else page
+
+    def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
+        for fetched in self.crawl.pages(self.first_page(cursor)):
+            number = fetched.number
+            yield Batch(
+                records=[RawRecord.of(self.name, item) for item in self.items_of(fetched.content)],
+                cursor=(
+                    {"next_page": 1, "pages_in_last_crawl": number}
+                    if fetched.last
+                    else {"next_page": number + 1}
+                ),
+                label=f"page {number}",
+            )
