@@ -5,6 +5,7 @@ ETL keeps the correction."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.identity.curation_data import (
     SPL_CSV,
     SPL_WEIRD,
     ZZA,
+    Done,
     append,
     asset_of,
     history,
@@ -36,6 +38,19 @@ from tests.identity.curation_data import (
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return source_settings(database_url, tmp_path)
+
+
+Identity = Callable[..., Done]
+
+
+@pytest.fixture
+def identity(database_url: str, tmp_path: Path) -> Identity:
+    """`kasparro identity ...`, the real command line, on this test's database."""
+
+    def run(*args: str, process: bool = False) -> Done:
+        return kasparro(database_url, tmp_path, "identity", *args, process=process)
+
+    return run
 
 
 @pytest.fixture
@@ -61,17 +76,14 @@ def _refused(done: Any, *mentions: str) -> str:
 
 
 def test_merge_moves_members_and_history_audits_it_and_survives_a_rerun(
-    engine: Engine, database_url: str, loaded: Settings, tmp_path: Path
+    engine: Engine, loaded: Settings, identity: Identity
 ) -> None:
     keep, gone = asset_of(engine, ZZA), asset_of(engine, QQB)
     assert keep != gone
     assert (len(history(engine, asset_id=keep)), len(history(engine, asset_id=gone))) == (3, 2)
 
     result = _ok(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "merge",
             keep,
             gone,
@@ -119,32 +131,30 @@ def test_merge_moves_members_and_history_audits_it_and_survives_a_rerun(
 
 
 def test_a_conflicting_merge_is_refused_and_changes_nothing(
-    engine: Engine, database_url: str, loaded: Settings, tmp_path: Path
+    engine: Engine, loaded: Settings, identity: Identity
 ) -> None:
     split_asset, dupe = asset_of(engine, SPL_CSV), asset_of(engine, ("csv", "dup-dupe-coin"))
     before = snapshot(engine)
 
     err = _refused(
-        kasparro(
-            database_url, tmp_path, "identity", "merge", split_asset, dupe, "-r", "x", process=True
-        ),
+        identity("merge", split_asset, dupe, "-r", "x", process=True),
         "both hold (or are pinned for) an asset of csv",
         "split one of them out first",
     )
     assert "csv_weird" in err
     _refused(
-        kasparro(database_url, tmp_path, "identity", "merge", split_asset, "nope", "-r", "x"),
+        identity("merge", split_asset, "nope", "-r", "x"),
         "no asset nope",
     )
     _refused(
-        kasparro(database_url, tmp_path, "identity", "merge", split_asset, split_asset, "-r", "x"),
+        identity("merge", split_asset, split_asset, "-r", "x"),
         "itself",
     )
     _refused(
-        kasparro(database_url, tmp_path, "identity", "merge", split_asset, dupe, "-r", " "),
+        identity("merge", split_asset, dupe, "-r", " "),
         "reason is required",
     )
-    assert kasparro(database_url, tmp_path, "identity", "merge", split_asset, dupe).returncode == 2
+    assert identity("merge", split_asset, dupe).returncode == 2
 
     assert snapshot(engine) == before
     assert rows(engine, schema.identity_audit) == []
@@ -179,15 +189,12 @@ def test_a_failure_part_way_rolls_the_whole_correction_back(
 
 
 def test_split_moves_a_member_out_with_its_history_and_the_etl_keeps_it_apart(
-    engine: Engine, database_url: str, loaded: Settings, tmp_path: Path
+    engine: Engine, loaded: Settings, identity: Identity
 ) -> None:
     shared = asset_of(engine, SPL_CSV)
     assert asset_of(engine, SPL_WEIRD) == shared
     result = _ok(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "split",
             shared,
             "csv_weird:spl-split-coin",
@@ -211,10 +218,7 @@ def test_split_moves_a_member_out_with_its_history_and_the_etl_keeps_it_apart(
 
     # The only member cannot be split off; --to an asset holding its source is refused.
     _refused(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "split",
             apart,
             "csv_weird:spl-split-coin",
@@ -224,14 +228,11 @@ def test_split_moves_a_member_out_with_its_history_and_the_etl_keeps_it_apart(
         "only member",
     )
     _refused(
-        kasparro(database_url, tmp_path, "identity", "split", shared, "csv:nope", "-r", "x"),
+        identity("split", shared, "csv:nope", "-r", "x"),
         "csv:nope is not a member",
     )
     _refused(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "split",
             apart,
             "csv_weird:spl-split-coin",
@@ -253,10 +254,7 @@ def test_split_moves_a_member_out_with_its_history_and_the_etl_keeps_it_apart(
     # Split --to an existing asset; the emptied asset is removed and redirects there.
     solo = asset_of(engine, SOLO)
     done = _ok(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "split",
             apart,
             "csv_weird:spl-split-coin",
@@ -273,17 +271,14 @@ def test_split_moves_a_member_out_with_its_history_and_the_etl_keeps_it_apart(
 
 
 def test_pin_moves_a_loaded_source_asset_and_places_one_not_loaded_yet(
-    engine: Engine, database_url: str, settings: Settings, tmp_path: Path
+    engine: Engine, settings: Settings, identity: Identity
 ) -> None:
     load(engine, settings, "csv")
     solo, split_asset = asset_of(engine, SOLO), asset_of(engine, SPL_CSV)
     # Before csv_weird ever loads: its QQB is pinned to SOLO, and an unknown id to SPL's asset,
     # which keeps SPL's asset for that one (the resolver gives it no other csv_weird asset).
     _ok(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "pin",
             "csv_weird:qqb-quark-beta",
             solo,
@@ -293,10 +288,7 @@ def test_pin_moves_a_loaded_source_asset_and_places_one_not_loaded_yet(
         )
     )
     _ok(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "pin",
             "csv_weird:spl-later",
             split_asset,
@@ -306,16 +298,14 @@ def test_pin_moves_a_loaded_source_asset_and_places_one_not_loaded_yet(
         )
     )
     _refused(
-        kasparro(
-            database_url, tmp_path, "identity", "pin", "csv_weird:other", split_asset, "-r", "x"
-        ),
+        identity("pin", "csv_weird:other", split_asset, "-r", "x"),
         "pinned for csv_weird:spl-later",
     )
-    unknown = kasparro(database_url, tmp_path, "identity", "pin", "bogus:x", solo, "-r", "x")
+    unknown = identity("pin", "bogus:x", solo, "-r", "x")
     assert unknown.returncode == 2
     assert "unknown source(s) bogus" in unknown.stderr
     _refused(
-        kasparro(database_url, tmp_path, "identity", "pin", "no-colon", solo, "-r", "x"),
+        identity("pin", "no-colon", solo, "-r", "x"),
         "SOURCE:ID",
     )
     load(engine, settings, "csv_weird")
@@ -333,10 +323,7 @@ def test_pin_moves_a_loaded_source_asset_and_places_one_not_loaded_yet(
     assert asset_of(engine, SPL_WEIRD) != split_asset
     # Nor does a merge: the asset is pinned for another csv_weird asset.
     _refused(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "merge",
             split_asset,
             asset_of(engine, SPL_WEIRD),
@@ -349,10 +336,7 @@ def test_pin_moves_a_loaded_source_asset_and_places_one_not_loaded_yet(
     # A loaded source asset pinned elsewhere moves now, with its history.
     zza = asset_of(engine, ZZA)
     _ok(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "pin",
             "csv_weird:qqb-quark-beta",
             zza,
@@ -366,7 +350,7 @@ def test_pin_moves_a_loaded_source_asset_and_places_one_not_loaded_yet(
     assert {r.asset_id for r in history(engine, key=QQB)} == {zza}
     pins = {(p.source, p.source_asset_id): p.asset_id for p in rows(engine, schema.identity_pins)}
     assert pins == {QQB: zza, ("csv_weird", "spl-later"): split_asset}
-    listed = _ok(kasparro(database_url, tmp_path, "identity", "pins", "--json"))
+    listed = _ok(identity("pins", "--json"))
     assert {(p["source_asset_id"], p["asset_id"]) for p in listed} == {
         ("qqb-quark-beta", zza),
         ("spl-later", split_asset),
@@ -374,9 +358,9 @@ def test_pin_moves_a_loaded_source_asset_and_places_one_not_loaded_yet(
 
 
 def test_reviews_list_accept_and_reject(
-    engine: Engine, database_url: str, loaded: Settings, tmp_path: Path
+    engine: Engine, loaded: Settings, identity: Identity
 ) -> None:
-    listed = _ok(kasparro(database_url, tmp_path, "identity", "reviews", "--json"))
+    listed = _ok(identity("reviews", "--json"))
     assert [(r["source"], r["source_asset_id"], r["status"]) for r in listed] == [
         (*DUP_LOSER, "open")
     ]
@@ -386,10 +370,7 @@ def test_reviews_list_accept_and_reject(
 
     # Its best candidate holds a csv_weird asset already: refused, nothing written.
     _refused(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "reviews",
             "accept",
             "csv_weird:dup-dupe-coins",
@@ -400,10 +381,7 @@ def test_reviews_list_accept_and_reject(
     )
     solo = asset_of(engine, SOLO)
     done = _ok(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "reviews",
             "accept",
             "csv_weird:dup-dupe-coins",
@@ -427,16 +405,11 @@ def test_reviews_list_accept_and_reject(
         solo,
         done["audit_id"],
     )
-    assert _ok(kasparro(database_url, tmp_path, "identity", "reviews", "--json")) == []
-    every = _ok(
-        kasparro(database_url, tmp_path, "identity", "reviews", "--status", "all", "--json")
-    )
+    assert _ok(identity("reviews", "--json")) == []
+    every = _ok(identity("reviews", "--status", "all", "--json"))
     assert [r["status"] for r in every] == ["accepted"]
     _refused(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "reviews",
             "reject",
             "csv_weird:dup-dupe-coins",
@@ -446,25 +419,18 @@ def test_reviews_list_accept_and_reject(
         "was accepted by cli:carol",
     )
     _refused(
-        kasparro(
-            database_url, tmp_path, "identity", "reviews", "reject", "csv_weird:nope", "-r", "x"
-        ),
+        identity("reviews", "reject", "csv_weird:nope", "-r", "x"),
         "no identity review of csv_weird:nope",
     )
-    audit = _ok(kasparro(database_url, tmp_path, "identity", "audit", "--json"))
+    audit = _ok(identity("audit", "--json"))
     assert [(a["action"], a["actor"]) for a in audit] == [("accept", "cli:carol")]
 
 
-def test_reject_keeps_it_apart_pinned(
-    engine: Engine, database_url: str, loaded: Settings, tmp_path: Path
-) -> None:
+def test_reject_keeps_it_apart_pinned(engine: Engine, loaded: Settings, identity: Identity) -> None:
     kept = asset_of(engine, DUP_LOSER)
     before = len(history(engine, asset_id=kept))
     done = _ok(
-        kasparro(
-            database_url,
-            tmp_path,
-            "identity",
+        identity(
             "reviews",
             "reject",
             "csv_weird:dup-dupe-coins",
