@@ -34,14 +34,14 @@ TARGET = 1.1
 
 
 def _serve(conn: Connection) -> None:
-    options = {"rate_window_seconds": WINDOW_SECONDS, "page_seconds": PAGE_SECONDS}
+    options: dict[str, Any] = {"rate_window_seconds": WINDOW_SECONDS, "page_seconds": PAGE_SECONDS}
     with FakeUpstreams(coins=UNIVERSE, coingecko_rate_limit=CALLS_PER_MINUTE, **options) as fake:
         conn.send((fake.coingecko_url, fake.coingecko.url, len(fake.universe.coingecko_items())))
         conn.recv()  # until the benchmark is done
 
 
 def _crawl(base_url: str, admin_url: str, in_flight: int) -> dict[str, Any]:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None,
         database_url="sqlite://",
         coingecko_base_url=base_url,
