@@ -1,14 +1,17 @@
 """Scale benchmark (`make bench-scale`, not in CI): years of history in PostgreSQL.
 
-    python -m bench.scale [--rows 100000000] [--database kasparro_scale] [--phase all]
+    python -m bench.scale [--rows 100000000] [--assets 10000] [--database kasparro_scale]
+                          [--phase all] [--parts api,open_close,export,ingest,retention]
 
 `generate` makes the database (dropped first if it exists) with the production migrations, then
-writes, with SQL alone (generate_series): 10,000 canonical assets, each with a CoinGecko and a
-CoinPaprika source asset (20,000 source assets, their latest values) and `--rows` history rows
+writes, with SQL alone (generate_series): `--assets` canonical assets (10,000 by default), each
+with a CoinGecko and a CoinPaprika source asset (their latest values), and `--rows` history rows
 over the two years to now, in time order as the ETL writes them, month by month, each month's
 table filled before it is attached (so its indexes are built once, by the attach), then
 VACUUM ANALYZE. Where the consensus table (reference_prices) exists, one asset in 100 gets its
-reference price at the same cadence.
+reference price at the same cadence. The full size is 100M rows over 20,000 source assets (5,000
+rows each); a smaller database with the same rows per asset (the same per-asset queries) and a
+tenth of the disk: `--rows 10000000 --assets 1000 --database kasparro_scale_small`.
 
 `measure` (on an existing database) times, as p50/p99 over `--samples` requests, each on a
 random asset, through a `kasparro serve` process over HTTP: one asset's history over a year,
@@ -16,7 +19,8 @@ candles 1h over 30 days and 1d over 2 years (one source, and the consensus), /da
 a 30-day export of one source (rows/s) and the RSS growth of `kasparro export history` from 1M
 to 10M rows; a 100,000-record CoinPaprika load with the table full against the same load into an
 empty database; retention dropping the oldest month, with a reader's worst latency meanwhile;
-disk per history row and the size of each index.
+disk per history row and the size of each index. `--parts` picks some of these (`api` is the
+HTTP latencies; retention drops a month, so leave it out to measure the same database again).
 
 Start the full run in the background and read the log: it takes hours on two cores.
     nohup python -m bench.scale > /tmp/bench-scale.log 2>&1 &
@@ -34,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bench.common import ADMIN_URL
+from bench.scale_measure import PARTS, measure
 from kasparro.db import partitions
 from kasparro.db.engine import create_db_engine
 from kasparro.db.migrate import upgrade
@@ -57,7 +62,7 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def generate(name: str, rows: int, now: datetime) -> dict[str, Any]:
+def generate(name: str, rows: int, now: datetime, assets: int = CANONICAL) -> dict[str, Any]:
     admin = create_db_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -67,17 +72,17 @@ def generate(name: str, rows: int, now: datetime) -> dict[str, Any]:
     upgrade(url)
     engine = create_db_engine(url, isolation_level="AUTOCOMMIT")
     started = time.perf_counter()
-    step = step_seconds(rows)
+    step = step_seconds(rows, assets)
     first = now - timedelta(days=DAYS)
     with engine.connect() as conn:
         conn.exec_driver_sql("SET work_mem = '1GB'")  # each month is sorted into time order
         conn.exec_driver_sql("SET maintenance_work_mem = '1GB'")  # and indexed when attached
-        _seed_assets(conn, now)
+        _seed_assets(conn, now, assets)
         partitions.create_months(conn, first, now)
         months = [m for m in partitions.months(conn) if m.start <= now and m.end > first]
         for month in months:
             lo, hi = max(month.start, first), min(month.end, now)
-            written = _fill_month(conn, month, lo, hi, step)
+            written = _fill_month(conn, month, lo, hi, step, assets)
             log(f"generate: {month.name} {written:,} rows")
         _seed_reference_prices(conn, first, now, step)
         for month in partitions.months(conn):
@@ -101,20 +106,20 @@ def generate(name: str, rows: int, now: datetime) -> dict[str, Any]:
     return {"rows": total, "seconds": seconds, "step_seconds": step}
 
 
-def step_seconds(rows: int) -> int:
+def step_seconds(rows: int, assets: int = CANONICAL) -> int:
     """The time between two observations of one source asset, for `rows` over DAYS."""
-    per_asset = max(rows // (CANONICAL * len(SOURCES)), 1)
+    per_asset = max(rows // (assets * len(SOURCES)), 1)
     return max(int(DAYS * 86_400 / per_asset), 1)
 
 
-def _seed_assets(conn: sa.Connection, now: datetime) -> None:
+def _seed_assets(conn: sa.Connection, now: datetime, assets: int) -> None:
     conn.execute(
         sa.text(
             "INSERT INTO assets (asset_id, symbol, name, created_at, created_run_id) "
             "SELECT 'asset-' || lpad(n::text, 5, '0'), 'G' || n, 'Generated ' || n, :now, 'gen' "
             "FROM generate_series(0, :n - 1) AS n"
         ),
-        {"n": CANONICAL, "now": now},
+        {"n": assets, "now": now},
     )
     conn.execute(
         sa.text(
@@ -126,7 +131,7 @@ def _seed_assets(conn: sa.Connection, now: datetime) -> None:
             "(10 + n) * 1e6, (10 + n) * 1e4, :now, :now, 'gen', md5(n::text) || md5(s), "
             "'new', 1 FROM generate_series(0, :n - 1) AS n, unnest(CAST(:sources AS text[])) s"
         ),
-        {"n": CANONICAL, "now": now, "sources": list(SOURCES)},
+        {"n": assets, "now": now, "sources": list(SOURCES)},
     )
     for source in SOURCES:
         conn.execute(
@@ -139,7 +144,7 @@ def _seed_assets(conn: sa.Connection, now: datetime) -> None:
 
 
 def _fill_month(
-    conn: sa.Connection, month: partitions.Month, lo: datetime, hi: datetime, step: int
+    conn: sa.Connection, month: partitions.Month, lo: datetime, hi: datetime, step: int, assets: int
 ) -> int:
     """One month of history, time-major (every source asset at t, then t + step), written
     into a detached copy of the partition, then attached: the attach builds its indexes."""
@@ -165,7 +170,7 @@ def _fill_month(
             "unnest(CAST(:sources AS text[])) AS s, generate_series(0, :n - 1) AS n "
             "ORDER BY t"
         ),
-        {"lo": lo, "hi": hi, "step": step, "n": CANONICAL, "sources": list(SOURCES)},
+        {"lo": lo, "hi": hi, "step": step, "n": assets, "sources": list(SOURCES)},
     ).rowcount
     conn.exec_driver_sql(f"DROP TABLE {month.name}")
     conn.exec_driver_sql(f"ALTER TABLE {fill} RENAME TO {month.name}")
@@ -232,18 +237,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=100_000_000)
+    parser.add_argument(
+        "--assets",
+        type=int,
+        default=CANONICAL,
+        help="canonical assets (two source assets each); keep rows / assets for the same density",
+    )
     parser.add_argument("--database", default="kasparro_scale")
     parser.add_argument("--phase", choices=("generate", "measure", "all"), default="all")
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"what `measure` measures, comma-separated, of {','.join(PARTS)}",
+    )
     args = parser.parse_args(argv)
+    parts = [part for part in args.parts.split(",") if part]
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"unknown --parts {sorted(unknown)}: choose from {','.join(PARTS)}")
     now = datetime.now(UTC).replace(microsecond=0)
     results: dict[str, Any] = {}
     if args.phase in ("generate", "all"):
-        results["generate"] = generate(args.database, args.rows, now)
+        results["generate"] = generate(args.database, args.rows, now, args.assets)
     if args.phase in ("measure", "all"):
-        from bench.scale_measure import measure
-
-        results["measure"] = measure(database_url(args.database), args.samples)
+        results["measure"] = measure(database_url(args.database), args.samples, parts)
     print(json.dumps(results, indent=2, default=str))
     return results
 

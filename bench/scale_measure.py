@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,8 +22,9 @@ from kasparro.db import partitions
 from kasparro.db.engine import create_db_engine
 from kasparro.db.retention import drop_expired_months
 
-CANONICAL = 10_000
 RANDOM = random.Random(16)
+# What `measure` can be asked for (bench.scale --parts), in the order it runs them.
+PARTS = ("api", "open_close", "export", "ingest", "retention")
 
 
 def log(message: str) -> None:
@@ -50,30 +51,47 @@ def timed(call: Callable[[], Any], samples: int) -> dict[str, float]:
     return percentiles(times)
 
 
+# How many canonical assets the database holds (bench.scale --assets): set by `measure`.
+canonical = 10_000
+
+
 def asset(consensus: bool = False) -> str:
-    n = RANDOM.randrange(CANONICAL // 100) * 100 if consensus else RANDOM.randrange(CANONICAL)
+    """A random generated asset; one in 100 has reference prices (bench.scale)."""
+    n = (
+        RANDOM.randrange(max(canonical // 100, 1)) * 100
+        if consensus
+        else RANDOM.randrange(canonical)
+    )
     return f"asset-{n:05d}"
 
 
-def measure(url: str, samples: int) -> dict[str, Any]:
+def measure(url: str, samples: int, parts: Sequence[str] = PARTS) -> dict[str, Any]:
+    global canonical  # read once here, used by every sample's asset()
     engine = create_db_engine(url)
     now = datetime.now(UTC)
     results: dict[str, Any] = {"disk": disk(engine)}
     log(f"measure: disk {results['disk']}")
     with engine.connect() as conn:
+        canonical = int(conn.scalar(sa.text("SELECT count(*) FROM assets")) or 1)
         consensus = sa.inspect(conn).has_table("reference_prices") and bool(
             conn.scalar(sa.text("SELECT count(*) FROM (SELECT 1 FROM reference_prices LIMIT 1) x"))
         )
-    results["api"] = api_latencies(url, now, samples, consensus)
-    log(f"measure: api {results['api']}")
-    results["open_close"] = open_close_methods(engine, now, samples)
-    log(f"measure: open/close methods {results['open_close']}")
-    results["export"] = exports(url, engine, now)
-    log(f"measure: export {results['export']}")
-    results["ingest"] = ingest(url)
-    log(f"measure: ingest {results['ingest']}")
-    results["retention"] = retention(engine, now)
-    log(f"measure: retention {results['retention']}")
+    results["assets"] = canonical
+    if "api" in parts:
+        results["api"] = api_latencies(url, now, samples, consensus)
+        log(f"measure: api {results['api']}")
+    if "open_close" in parts:
+        results["open_close"] = open_close_methods(engine, now, samples)
+        log(f"measure: open/close methods {results['open_close']}")
+    if "export" in parts:
+        results["export"] = exports(url, engine, now)
+        log(f"measure: export {results['export']}")
+    if "ingest" in parts:
+        results["ingest"] = ingest(url)
+        log(f"measure: ingest {results['ingest']}")
+    if "retention" in parts:
+        results["retention"] = retention(engine, now)
+        log(f"measure: retention {results['retention']}")
     engine.dispose()
     return results
 
@@ -96,7 +114,7 @@ def disk(engine: sa.Engine) -> dict[str, Any]:
                 "FROM pg_inherits WHERE inhparent = 'price_history'::regclass"
             )
         ).one()
-        by_index = dict(
+        by_index: dict[str, Any] = dict(
             conn.execute(
                 sa.text(
                     "SELECT i.inhparent::regclass::text, sum(pg_relation_size(i.inhrelid)) "

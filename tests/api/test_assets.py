@@ -116,6 +116,8 @@ def test_history_newest_first_with_source_and_range_filters(
     assert len(rows) >= 2
     response = client.get(f"/assets/{asset_id}/history", params={"limit": 1000})
     body = AssetHistory.model_validate(response.json())
+    # Written without the model (orjson): exactly the JSON the model would write.
+    assert body.model_dump(mode="json") == response.json()
     assert body.asset_id == asset_id
     assert body.meta.count == len(rows) == len(body.data)
     keys = [(r.observed_at, r.source) for r in body.data]

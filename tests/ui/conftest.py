@@ -24,9 +24,10 @@ from sqlalchemy.engine import Engine
 
 from kasparro.api.app import create_app
 from kasparro.config import Settings
+from kasparro.consensus.refresh import compute_now
 from kasparro.db.engine import create_db_engine
 from kasparro.db.migrate import upgrade
-from kasparro.demo import demo_settings
+from kasparro.demo import demo_settings, load_every_source
 from kasparro.etl.runner import enabled_sources, run_source
 from kasparro.fakes.server import FakeServer, FakeUpstreams
 from tests.api.conftest import ADMIN_KEY, app, client, loaded, settings  # noqa: F401  (the API's fixtures)
@@ -132,12 +133,17 @@ def take_screenshot(page: Page, directory: Path, name: str) -> Path:
     return path
 
 
-def load_demo_data(engine: Engine, config: Settings, rounds: int = 2) -> None:
-    """What `make demo` loads at start-up (every source, the API ones from their fakes), run
-    `rounds` times so each source has runs to compare and a trend to draw."""
-    for _ in range(rounds):
+def load_demo_data(engine: Engine, config: Settings, fake: FakeUpstreams, rounds: int = 2) -> None:
+    """What `make demo` loads at start-up (`load_every_source`: every source, the API ones from
+    their fakes, the reference prices, then the exchange pairs that waited for their quote's
+    price, so Bitcoin has its exchange members too), then `rounds - 1` more runs of every source
+    after the fakes' prices moved on, so each source has runs to compare and a trend to draw."""
+    load_every_source(config)
+    for _ in range(rounds - 1):
+        fake.universe.advance()
         for name in enabled_sources(config):
             run_source(engine, config, name, trigger="demo")
+        compute_now(engine, config)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +155,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     with FakeUpstreams(coins=DEMO_COINS) as fake:
         settings = demo_settings(base, fake).model_copy(update={"etl_run_on_start": False})
         engine = create_db_engine(url)
-        load_demo_data(engine, settings)
+        load_demo_data(engine, settings, fake)
         with FakeServer(create_app(settings, engine)) as running:
             yield Console(running.url, engine, settings)
         engine.dispose()

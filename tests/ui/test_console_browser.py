@@ -129,6 +129,23 @@ def test_the_chart_draws_one_line_per_source(tab: tuple[Page, Traffic], console:
     page.wait_for_function("() => window.kasparroChart !== undefined", timeout=TIMEOUT_MS)
     drawn = page.evaluate("() => window.kasparroChart.series.slice(1).map(s => s.label)")
     assert drawn == sources
+    # Each line its own colour or dash, for the demo's sources and for as many as 40.
+    styles = page.evaluate(
+        """() => kasparroChart.series.slice(1).map((s, i) => [
+            typeof s.stroke === "function" ? s.stroke(kasparroChart, i + 1) : s.stroke,
+            (s.dash || []).join(","),
+        ])"""
+    )
+    assert len({tuple(style) for style in styles}) == len(sources), styles
+    assert (
+        page.evaluate(
+            """() => new Set([...Array(40).keys()].map(i => {
+            const style = kasparroLineStyle(i);
+            return style.stroke + " " + style.dash.join(",");
+        })).size"""
+        )
+        == 40
+    )
     points = page.evaluate("() => window.kasparroChart.data[0].length")
     assert points > 0
     # Dragging across the plot zooms in: the x scale narrows.
@@ -142,6 +159,27 @@ def test_the_chart_draws_one_line_per_source(tab: tuple[Page, Traffic], console:
     page.mouse.up()
     after = page.evaluate("() => [kasparroChart.scales.x.min, kasparroChart.scales.x.max]")
     assert after[1] - after[0] < before[1] - before[0], (before, after)
+    traffic.assert_clean()
+
+
+def test_bitcoin_shows_its_exchange_members(tab: tuple[Page, Traffic], console: Console) -> None:
+    """The demo's exchange pairs (BTCUSDT, XXBTZUSD...) wait for their quote's reference price
+    on a first run, then load: Bitcoin's page lists the exchanges beside the aggregators."""
+    page, traffic = tab
+    asset_id = bitcoin_id(console)
+    with console.engine.connect() as conn:
+        members = dict(
+            conn.execute(
+                sa.select(
+                    schema.asset_sources.c.source, schema.asset_sources.c.source_asset_id
+                ).where(schema.asset_sources.c.asset_id == asset_id)
+            ).all()
+        )
+    assert {"binance", "kraken", "coingecko"} <= set(members), members
+    page.goto(f"{console.url}/ui/assets/{asset_id}")
+    table = page.locator("table").filter(has_text="Match method")
+    for source in ("binance", "kraken"):
+        expect(table.get_by_role("cell", name=source, exact=True)).to_be_visible()
     traffic.assert_clean()
 
 

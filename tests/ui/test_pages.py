@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from kasparro.api.app import create_app
 from kasparro.api.ui.assets import chart_series
 from kasparro.api.ui.render import age, price, sparkline
+from kasparro.config import Settings
 from kasparro.db import schema
 from kasparro.etl.runner import RunResult
 from tests.api.conftest import ADMIN_KEY, run_row
@@ -78,6 +80,37 @@ def test_overview_names_every_source_and_what_is_failing(
     assert "The last run failed at fetch: the CSV file could not be read." in page
     assert "newest observation" in page
     assert '<svg class="spark"' in page
+
+
+def test_overview_calls_a_source_healthy_only_with_fresh_data(
+    settings: Settings, engine: Engine, loaded: dict[str, RunResult]
+) -> None:
+    """A source that never stored an observation, or whose newest is older than
+    SOURCE_STALE_SECONDS, is not healthy, and the page says why in words."""
+    decade = 10 * 365 * 86_400
+
+    def overview(**changes: Any) -> str:
+        with TestClient(create_app(settings.model_copy(update=changes), engine)) as client:
+            return str(client.get("/ui").text)
+
+    healthy = "Every enabled source is healthy"
+    assert healthy in overview(source_stale_seconds=decade)
+    never_run = overview(source_stale_seconds=decade, binance_enabled=True)
+    assert healthy not in never_run
+    assert "<strong>binance</strong>: No run yet: it has no data." in never_run
+    now = datetime.now(UTC)
+    with engine.begin() as conn:  # a run that succeeded and stored nothing
+        conn.execute(
+            sa.insert(schema.etl_runs), [run_row("b" * 36, "binance", "success", now, now)]
+        )
+    empty = overview(source_stale_seconds=decade, binance_enabled=True)
+    assert healthy not in empty
+    assert "<strong>binance</strong>: No data: none of its runs has stored an observation." in empty
+    # The samples' observations are older than a minute: stale, though the runs succeeded.
+    stale = overview(source_stale_seconds=60)
+    assert healthy not in stale
+    assert "<strong>csv</strong>: Its newest observation is" in stale
+    assert "its data is stale." in stale
 
 
 def test_runs_are_filtered_by_source_status_trigger_and_time(

@@ -15,7 +15,9 @@ Indexes, declared once on the parent and so built on every partition: the primar
 candles read, carrying every column they return (INCLUDE) so that neither visits the table:
 rows arrive in time order, so an asset's observations are spread over as many table pages as it
 has rows, where its index entries sit side by side (README "Years of history": the price is
-an index near the table's size); and a BRIN index on observed_at for scans across assets.
+an index near the table's size); and a BRIN index on observed_at for scans across assets. Later
+migrations declare more on the parent (0009 run_id; 0010 (asset_id, source, observed_at) carrying
+price and volume, for one source's candles): ATTACH builds each on a new partition.
 
 Partitions are created as plain tables and then attached: ATTACH takes only a SHARE UPDATE
 EXCLUSIVE lock on the parent, which neither reads nor the ETL's inserts wait for (CREATE TABLE

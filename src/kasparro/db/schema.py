@@ -87,6 +87,10 @@ price_history = sa.Table(
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("raw_id", sa.String(64), nullable=False),
     sa.Index("ix_price_history_asset_id_observed_at", "asset_id", "observed_at"),
+    # One source's candles (migration 0010; on PostgreSQL it carries price and volume too).
+    sa.Index("ix_price_history_asset_id_source_observed_at", "asset_id", "source", "observed_at"),
+    # The rows a run wrote, for its change summary (run_changes) and /runs/compare.
+    sa.Index("ix_price_history_run_id", "run_id"),
 )
 
 # Values a source corrected: the history row holds the newest values, and each value it replaced
@@ -136,6 +140,22 @@ etl_runs = sa.Table(
     sa.Column("error_detail", sa.Text),
     sa.Column("failure_point", sa.String(64)),
     sa.Index("ix_etl_runs_source_started_at", "source", "started_at"),
+)
+
+# What a finished run observed compared with the run of its source before it (etl/run_changes.py):
+# counts, the first ids added and removed, the largest price moves; written once, when it ends.
+run_changes = sa.Table(
+    "run_changes",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("previous_run_id", sa.String(36), nullable=False),
+    sa.Column("added_count", sa.Integer, nullable=False),
+    sa.Column("removed_count", sa.Integer, nullable=False),
+    sa.Column("added", Json, nullable=False),
+    sa.Column("removed", Json, nullable=False),
+    sa.Column("moves", Json, nullable=False),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
 )
 
 # Per source, its cursor state; written in the same transaction as the data it covers.
@@ -197,6 +217,8 @@ identity_reviews = sa.Table(
     sa.Column("decided_at", UTCDateTime),
     sa.Column("decided_asset_id", sa.String(160)),
     sa.Column("audit_id", sa.BigInteger),
+    # The open reviews, newest first (the console and /identity/reviews), without reading all.
+    sa.Index("ix_identity_reviews_status_created_at", "status", "created_at"),
 )
 
 # Every identity correction a person made: who, when, why, and the assets before and after.

@@ -19,6 +19,7 @@ from kasparro.db.engine import write_transaction
 from kasparro.db.schema import anomalies, drift_events, etl_runs
 from kasparro.etl.faults import InjectedFault
 from kasparro.etl.lease import Lease, release
+from kasparro.etl.run_changes import record_run_changes
 from kasparro.load.loader import BatchOutcome
 from kasparro.load.sql import insert_ignore
 from kasparro.logging import get_logger
@@ -198,6 +199,8 @@ def _finish(
     except sa.exc.SQLAlchemyError as exc:  # the lease expires; the next run marks this one
         log.error("etl_run_not_finalized", error=redaction.redact(str(exc).splitlines()[0]))
     _detect_anomalies(engine, settings, lease.run_id, name, now)
+    # What it observed against the run before it, for /runs/compare (logs, never raises).
+    record_run_changes(engine, lease.run_id)
     metrics.ETL_RUNS.labels(name, status).inc()
     metrics.ETL_RUN_DURATION.labels(name, status).observe(duration_ms / 1000)
     if status in ("success", "degraded"):

@@ -184,17 +184,20 @@ def _by_window(bucket: Any, time: Any, price: Any, volume: Any, where: list[Any]
 
 
 def _candle(row: Any, postgres: bool) -> Candle:
-    start = row.bucket if postgres else EPOCH + timedelta(seconds=int(row.bucket))
+    # Unpacked by position and converted inline: up to 5,000 candles a page, where attribute
+    # access and a call per value were most of the Python time.
+    bucket, open_, high, low, close, volume, observations, first_at, last_at = row
+    start = bucket if postgres else EPOCH + timedelta(seconds=int(bucket))
     return Candle(
         start=_utc(start),
-        open=float(row.open),
-        high=float(row.high),
-        low=float(row.low),
-        close=float(row.close),
-        volume_24h_usd=None if row.volume is None else float(row.volume),
-        observations=int(row.observations),
-        first_observed_at=_utc(row.first_at),
-        last_observed_at=_utc(row.last_at),
+        open=float(open_),
+        high=float(high),
+        low=float(low),
+        close=float(close),
+        volume_24h_usd=None if volume is None else float(volume),
+        observations=int(observations),
+        first_observed_at=_utc(first_at),
+        last_observed_at=_utc(last_at),
     )
 
 

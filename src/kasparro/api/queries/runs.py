@@ -11,7 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kasparro.api.queries.common import count_rows
-from kasparro.db.schema import asset_sources, assets, etl_runs, price_history, quarantine
+from kasparro.db.schema import asset_sources, assets, etl_runs, quarantine
+from kasparro.etl.run_changes import ObservedChanges as ObservedChanges
+from kasparro.etl.run_changes import PriceChange as PriceChange
+from kasparro.etl.run_changes import observed_changes, stored_changes
 from kasparro.sources.registry import source_names
 
 # A degraded run loaded what it could trust and quarantined the rest: it succeeded.
@@ -150,139 +153,12 @@ def run(conn: Connection, run_id: str, *, with_detail: bool = False) -> dict[str
     return dict(row._mapping) if row is not None else None
 
 
-@dataclass(frozen=True, slots=True)
-class PriceChange:
-    source_asset_id: str
-    asset_id: str
-    price_a: float
-    price_b: float
-    change_pct: float
-
-
-@dataclass(frozen=True, slots=True)
-class ObservedChanges:
-    """What two runs of one source observed, compared (see `compare_observations`)."""
-
-    added_count: int
-    removed_count: int
-    added: list[str]  # source asset ids, the first `listed` in byte order
-    removed: list[str]
-    moves: list[PriceChange]  # by absolute relative change, largest first
-
-
 def compare_observations(
     conn: Connection, source: str, run_a: str, run_b: str, *, listed: int, moves: int
 ) -> ObservedChanges:
-    """Source assets observed by run b and not a (added), by a and not b (removed), and the
-    largest price moves of those observed by both, computed by the database in one statement.
-
-    A run observed a source asset when it wrote a history row of it; its price is that of the
-    newest such row (by observed_at). Only counts and the first rows come back: two full runs
-    are hundreds of thousands of rows a side, which Python need never see.
-    """
-    newest = (
-        sa.select(
-            price_history.c.run_id,
-            price_history.c.source_asset_id,
-            price_history.c.asset_id,
-            price_history.c.price_usd,
-            sa.func.row_number()
-            .over(
-                partition_by=(price_history.c.source_asset_id, price_history.c.run_id),
-                order_by=price_history.c.observed_at.desc(),
-            )
-            .label("rank"),
-        )
-        # The source bound narrows the scan to the primary key's leading column.
-        .where(price_history.c.source == source, price_history.c.run_id.in_([run_a, run_b]))
-        .subquery("newest")
-    )
-
-    def of_run(run_id: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        return sa.func.max(sa.case((newest.c.run_id == run_id, column)))
-
-    # One row per source asset: its price in each run (NULL: not observed by that run).
-    paired = (
-        sa.select(
-            newest.c.source_asset_id.label("key"),
-            of_run(run_b, newest.c.asset_id).label("asset_id"),
-            of_run(run_a, newest.c.price_usd).label("price_a"),
-            of_run(run_b, newest.c.price_usd).label("price_b"),
-        )
-        .where(newest.c.rank == 1)
-        .group_by(newest.c.source_asset_id)
-        .cte("paired")
-    )
-    # Sorted as Python sorts strings (by code point), not by the database's locale.
-    key = sa.collate(paired.c.key, "C") if conn.dialect.name == "postgresql" else paired.c.key
-    only_a = paired.c.price_b.is_(None)
-    only_b = paired.c.price_a.is_(None)
-    change = (paired.c.price_b - paired.c.price_a) / paired.c.price_a * 100
-    empty = sa.null()
-
-    def part(
-        kind: str,
-        *columns: sa.ColumnElement[Any],
-        where: sa.ColumnElement[bool],
-        order: Any,
-        limit: int,
-    ) -> sa.Subquery:
-        stmt = sa.select(sa.literal(kind).label("kind"), *columns).where(where)
-        return stmt.order_by(*order).limit(limit).subquery()
-
-    def listing(kind: str, where: sa.ColumnElement[bool]) -> sa.Subquery:
-        return part(
-            kind,
-            paired.c.key,
-            sa.cast(empty, sa.String).label("asset_id"),
-            sa.cast(empty, sa.Double).label("price_a"),
-            sa.cast(empty, sa.Double).label("price_b"),
-            sa.cast(empty, sa.Double).label("change"),
-            where=where,
-            order=[key],
-            limit=listed,
-        )
-
-    def counted(kind: str, where: sa.ColumnElement[bool]) -> sa.Select[Any]:
-        return sa.select(
-            sa.literal(kind),
-            sa.cast(empty, sa.String),
-            sa.cast(empty, sa.String),
-            sa.cast(sa.func.count(), sa.Double),
-            sa.cast(empty, sa.Double),
-            sa.cast(empty, sa.Double),
-        ).where(where)
-
-    both = paired.c.price_a.is_not(None) & paired.c.price_b.is_not(None) & (paired.c.price_a > 0)
-    moved = part(
-        "move",
-        paired.c.key,
-        paired.c.asset_id,
-        paired.c.price_a,
-        paired.c.price_b,
-        change.label("change"),
-        where=both,
-        order=[sa.func.abs(change).desc(), key],
-        limit=moves,
-    )
-    parts = [
-        counted("added_count", only_b),
-        counted("removed_count", only_a),
-        *(sa.select(p) for p in (listing("added", only_b), listing("removed", only_a), moved)),
-    ]
-    rows = conn.execute(sa.union_all(*parts)).all()
-    counts = {kind: int(value) for kind, _, _, value, _, _ in rows if kind.endswith("_count")}
-    return ObservedChanges(
-        added_count=counts.get("added_count", 0),
-        removed_count=counts.get("removed_count", 0),
-        added=sorted(str(r[1]) for r in rows if r[0] == "added"),
-        removed=sorted(str(r[1]) for r in rows if r[0] == "removed"),
-        moves=sorted(
-            (
-                PriceChange(str(k), str(asset_id), float(pa), float(pb), float(pct))
-                for kind, k, asset_id, pa, pb, pct in rows
-                if kind == "move"
-            ),
-            key=lambda m: (-abs(m.change_pct), m.source_asset_id),
-        ),
-    )
+    """What run b observed compared with run a (see etl/run_changes.py): run b's stored summary
+    when run a is the run before it, else computed from the two runs' history rows."""
+    stored = stored_changes(conn, run_a, run_b, listed=listed, moves=moves)
+    if stored is not None:
+        return stored.changes
+    return observed_changes(conn, source, run_a, run_b, listed=listed, moves=moves)

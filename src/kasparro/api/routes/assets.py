@@ -13,6 +13,7 @@ from kasparro.api.inputs import NO_CONTROL
 from kasparro.api.queries import assets as assets_queries
 from kasparro.api.queries import prices as prices_queries
 from kasparro.api.routes import EngineDep, Limit, Offset, moved_to, page_meta, request_id
+from kasparro.api.routes.data import json_response
 from kasparro.api.schemas import Asset, AssetHistory, AssetPage, SourceName
 
 router = APIRouter(tags=["assets"])
@@ -142,9 +143,11 @@ def get_history(
         Query(alias="to", description="Observed at or before (ISO 8601; naive means UTC)."),
     ] = None,
     limit: Limit = 100,
-) -> AssetHistory | Response:
+) -> Response:
     """Rows newest first, then by source. An empty range (`from` after `to`) returns no rows.
     A merged asset answers 308 to the history of the asset it joined (which holds its rows)."""
+    # Up to thousands of rows: written by orjson from the query's values, with no Pydantic
+    # model per row (AssetHistory documents the shape; the tests validate against it).
     with engine.connect() as conn:
         if not assets_queries.asset_exists(conn, asset_id):
             target = assets_queries.redirect_target(conn, asset_id)
@@ -154,7 +157,7 @@ def get_history(
         rows = assets_queries.asset_history(
             conn, asset_id, source=source, start=_utc(start), end=_utc(end), limit=limit
         )
-    return AssetHistory.model_validate(
+    return json_response(
         {
             "asset_id": asset_id,
             "data": rows,

@@ -15,6 +15,7 @@ from kasparro.api.routes import EngineDep, SettingsDep
 from kasparro.api.ui import queries
 from kasparro.api.ui.freshness import FreshnessCache
 from kasparro.api.ui.render import PREFIX, page
+from kasparro.api.ui.render import age as render_age
 from kasparro.etl.runner import enabled_sources
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -26,7 +27,8 @@ class SourceCard:
     enabled: bool
     latest: dict[str, Any] | None  # the run in progress, else the latest finished one
     observation_age_seconds: float | None
-    stale: bool
+    stale: bool  # as /health: runs were attempted, and none succeeded within stale_after
+    stale_after_seconds: float = 3600.0
     trend: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -34,20 +36,41 @@ class SourceCard:
         return [float(run["records_processed"]) for run in self.trend]
 
     @property
+    def data_problem(self) -> str | None:
+        """What is wrong with an enabled source's data: none stored, or none lately."""
+        if not self.enabled:
+            return None  # switched off: nobody expects new data from it
+        age = self.observation_age_seconds
+        if age is None:
+            if self.latest is None:
+                return "No run yet: it has no data."
+            return "No data: none of its runs has stored an observation."
+        if age > self.stale_after_seconds:
+            return (
+                f"Its newest observation is {render_age(age)} old (more than "
+                f"SOURCE_STALE_SECONDS, {render_age(self.stale_after_seconds)}): its data is stale."
+            )
+        return None
+
+    @property
     def state(self) -> str:
-        """ok / warn / fail / idle: the card's colour."""
-        if self.latest is None:
-            return "idle"
-        if self.latest["status"] in ("failed", "interrupted"):
+        """ok / warn / fail / idle: the card's colour. Healthy (ok) means the last run did not
+        fail and the source has data, fresh; a source with no data or old data is not."""
+        if self.latest is not None and self.latest["status"] in ("failed", "interrupted"):
             return "fail"
+        if self.data_problem is not None:
+            return "warn"
+        if self.latest is None:
+            return "idle"  # disabled, never run
         return "warn" if self.latest["status"] == "degraded" or self.stale else "ok"
 
     @property
     def problems(self) -> list[str]:
         """What is wrong with the source now, in sentences a person reads at a glance."""
         latest = self.latest
+        data = [self.data_problem] if self.data_problem is not None else []
         if latest is None:
-            return ["No run yet."] if self.enabled else []
+            return data
         said: list[str] = []
         status = latest["status"]
         if status == "failed":
@@ -61,8 +84,8 @@ class SourceCard:
                 f"{latest['records_quarantined']:,} record(s)."
             )
         if self.stale:
-            said.append("No successful run within SOURCE_STALE_SECONDS: its data is going stale.")
-        return said
+            said.append("No successful run within SOURCE_STALE_SECONDS.")
+        return said + data
 
 
 def _cache(request: Request) -> FreshnessCache:
@@ -101,6 +124,7 @@ def overview(request: Request, engine: EngineDep, settings: SettingsDep) -> HTML
                 stale=info.latest is not None
                 and not info.running
                 and (info.last_success_at is None or now - info.last_success_at > stale_after),
+                stale_after_seconds=stale_after.total_seconds(),
                 trend=trends[name],
             )
         )
@@ -111,5 +135,6 @@ def overview(request: Request, engine: EngineDep, settings: SettingsDep) -> HTML
         nav="overview",
         cards=cards,
         failing=[card for card in cards if card.state in ("fail", "warn")],
+        stale_after_seconds=stale_after.total_seconds(),
         running=any(runs[name].running for name in names),
     )

@@ -15,9 +15,10 @@ from fastapi.responses import HTMLResponse
 from kasparro.api.errors import ProblemError
 from kasparro.api.inputs import NO_CONTROL
 from kasparro.api.routes import EngineDep, SettingsDep
-from kasparro.api.routes.runs import RunId, compare_runs, get_run
+from kasparro.api.routes.runs import CHANGES_LISTED, MOVES_LISTED, RunId, compare_runs, get_run
 from kasparro.api.ui import queries
 from kasparro.api.ui.render import PREFIX, page
+from kasparro.etl.run_changes import previous_run, stored_changes
 from kasparro.models import SOURCES
 
 router = APIRouter(prefix=f"{PREFIX}/runs", include_in_schema=False)
@@ -108,7 +109,21 @@ def compare(
         comparison = compare_runs(engine, a.strip(), b.strip())
     except ProblemError as problem:
         return error_page(request, problem, "Runs cannot be compared")
-    return page(request, "compare.html", title="Compare runs", nav="runs", cmp=comparison)
+    with engine.connect() as conn:
+        # Where the figures come from, said on the page: B's summary, or both runs' rows now.
+        stored = stored_changes(
+            conn, a.strip(), b.strip(), listed=CHANGES_LISTED, moves=MOVES_LISTED
+        )
+        adjacent = previous_run(conn, b.strip()) == a.strip()
+    return page(
+        request,
+        "compare.html",
+        title="Compare runs",
+        nav="runs",
+        cmp=comparison,
+        recorded_at=stored.computed_at if stored is not None else None,
+        adjacent=adjacent,
+    )
 
 
 @router.get("/{run_id}", response_class=HTMLResponse)
@@ -123,11 +138,8 @@ def run_page(
     with engine.connect() as conn:
         # Newest first from the index on (run_id, id) (migration 0008).
         held = queries.held_records(conn, source=run.source, run_id=run_id, limit=QUARANTINE_SHOWN)
-        # The run before this one, to compare with.
-        previous = queries.runs_page(
-            conn, queries.RunFilter(source=run.source, until=run.started_at), limit=2, offset=0
-        )
-    others = [r["run_id"] for r in previous[0] if r["run_id"] != run.run_id]
+        # The run before this one, to compare with: the one its stored summary is against.
+        previous = previous_run(conn, run.run_id)
     return page(
         request,
         "run.html",
@@ -136,5 +148,5 @@ def run_page(
         run=run,
         quarantined=held,
         quarantined_more=len(held) >= QUARANTINE_SHOWN,
-        compare_with=others[0] if others else None,
+        compare_with=previous,
     )

@@ -3,8 +3,20 @@
 "use strict";
 
 (function () {
-  // Distinct hues, each at least 4.5:1 against the white background.
-  const COLOURS = ["#1f5fbf", "#b3261e", "#1b7a3a", "#8a4f00", "#6b2fa3", "#00707a"];
+  // Ten hues, each at least 5.4:1 against the white background and far apart from each other
+  // (CIELAB distance over 28); past ten sources the hues repeat with a dash pattern, so 40
+  // lines differ in colour or dash (and every line is named in the legend beside its value).
+  const COLOURS = [
+    "#1f5fbf", "#b3261e", "#1b7a3a", "#8a4f00", "#6b2fa3",
+    "#00707a", "#c2185b", "#5c6b00", "#4a4a4a", "#a0007d",
+  ];
+  const DASHES = [[], [10, 5], [2, 4], [12, 4, 2, 4]];
+
+  function lineStyle(index) {
+    const round = Math.floor(index / COLOURS.length) % DASHES.length;
+    return { stroke: COLOURS[index % COLOURS.length], dash: DASHES[round] };
+  }
+  window.kasparroLineStyle = lineStyle;
 
   function usd(value) {
     if (value == null) return "-";
@@ -26,9 +38,11 @@
     const data = JSON.parse(source.textContent);
     const series = [{ label: "observed (UTC)" }].concat(
       data.sources.map(function (name, index) {
+        const style = lineStyle(index);
         return {
           label: name,
-          stroke: COLOURS[index % COLOURS.length],
+          stroke: style.stroke,
+          dash: style.dash,
           width: 2,
           spanGaps: true,
           points: { show: data.x.length < 60 },
