@@ -23,15 +23,10 @@ from kasparro.logging import get_logger
 
 log = get_logger(__name__)
 
-# The columns a batch looks rows up by, in lists of keys (identity resolution); analyzing only
-# these keeps each ANALYZE short.
-COLUMNS = {
-    "assets": ("asset_id", "symbol"),
-    "asset_sources": (
-        *("source", "source_asset_id", "asset_id", "symbol"),
-        *("ticker_key", "name_key", "id_key"),  # the resolver's blocking keys
-    ),
-}
+# The ANALYZE of the columns a batch looks rows up by (identity resolution's keys), as the
+# tables' owner: before PostgreSQL 17 only the owner may ANALYZE, and the ETL runs as the
+# application role (migration 0011 defines the function).
+ANALYZE_IDENTITY = "SELECT kasparro_analyze_identity()"
 # Below this many new rows a plan over stale statistics costs next to nothing.
 MIN_GROWTH = 10_000
 # A source with this many rows the statistics do not know of is worth an ANALYZE (a small
@@ -112,12 +107,11 @@ class PlannerStatistics:
             self._analyzing.join()
 
     def _analyze(self) -> None:
-        # SKIP_LOCKED: if autovacuum is analyzing a table right now, it does the job.
-        tables = ", ".join(f"{table} ({', '.join(cols)})" for table, cols in COLUMNS.items())
+        # SKIP_LOCKED (in the function): if autovacuum is analyzing a table, it does the job.
         try:
             with self._engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-                    f"ANALYZE (SKIP_LOCKED) {tables}"
+                    ANALYZE_IDENTITY
                 )
         except sa.exc.SQLAlchemyError as exc:  # plans stay as they were; the load goes on
             log.warning("analyze_failed", error=str(exc).splitlines()[0])
