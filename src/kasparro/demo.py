@@ -50,7 +50,7 @@ def load_every_source(settings: Settings) -> dict[str, str]:
         for name in enabled_sources(settings):
             statuses[name] = run_source(engine, settings, name, trigger="startup").status
             # As after every scheduled cycle: the next source's quotes convert at these prices
-            # (the demo's CSV files are dated months after the API fakes' clock).
+            # (the shipped CSV samples are dated months away from the API fakes' clock).
             compute_now(engine, settings)
         waiting = Selection(reason_code=NO_QUOTE_PRICE)
         for name in sources_to_replay(engine, waiting):
@@ -67,6 +67,7 @@ def run_demo(coins: int = 300, port: int | None = None) -> None:
     base = get_settings()
     configure_logging(base.log_level, base.log_format)
     with FakeUpstreams(coins=coins) as fake:
+        fake.universe.follow_wall_clock()  # fresh data, and prices that move while it runs
         settings = demo_settings(base, fake)
         log.info("demo_upstreams", **fake.urls(), database=settings.resolved_database_url)
         log.info("demo_loaded", **load_every_source(settings))

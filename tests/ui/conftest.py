@@ -153,6 +153,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     upgrade(url)
     base = settings_for(url, admin_api_key=ADMIN_KEY, api_rate_limit_per_minute=0)
     with FakeUpstreams(coins=DEMO_COINS) as fake:
+        # As make demo: fresh observations (so healthy sources), ending now after the one
+        # advance of load_demo_data's second round.
+        fake.universe.start_now(earlier_by=600)
         settings = demo_settings(base, fake).model_copy(update={"etl_run_on_start": False})
         engine = create_db_engine(url)
         load_demo_data(engine, settings, fake)

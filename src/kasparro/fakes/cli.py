@@ -25,6 +25,7 @@ def _serve(coins: int, coingecko_port: int, coinpaprika_port: int, seed: int) ->
     fakes = FakeUpstreams(
         coins=coins, seed=seed, coingecko_port=coingecko_port, coinpaprika_port=coinpaprika_port
     )
+    fakes.universe.follow_wall_clock()
     with fakes:
         for name, url in fakes.urls().items():
             typer.echo(f"{name + ':':15} {url}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,6 +66,28 @@ class Universe:
         self._cg: tuple[int, list[dict[str, Any]]] | None = None
         self._pp: tuple[int, list[dict[str, Any]]] | None = None
         self._pp_bytes: dict[tuple[int, bool, int | None], bytes] = {}
+
+    def start_now(self, earlier_by: int = 0) -> None:
+        """Snapshot 0 is dated now (to the second), or `earlier_by` seconds before (room for
+        `advance` calls that must not end in the future), instead of START: for the demo and
+        the console, where observations dated months ago would make every source stale."""
+        with self._lock:
+            now = datetime.now(UTC).replace(microsecond=0)
+            self.clock = now - timedelta(seconds=earlier_by)
+
+    def follow_wall_clock(self, every: float = 60.0) -> None:
+        """`start_now`, then move on with the wall clock every `every` seconds (a new snapshot,
+        prices moving) in a daemon thread, so a long-running demo stays live. Tests keep the
+        fixed clock and call `advance` themselves."""
+        self.start_now()
+
+        def tick() -> None:
+            while True:
+                time.sleep(every)
+                behind = (datetime.now(UTC) - self.clock).total_seconds()
+                self.advance(max(0, int(behind)))
+
+        threading.Thread(target=tick, name="fake-wall-clock", daemon=True).start()
 
     def advance(self, seconds: int = 600) -> None:
         """Move the clock and the prices on: the next requests see a new snapshot."""
