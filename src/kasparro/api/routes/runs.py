@@ -100,6 +100,11 @@ def compare_runs(
     For API sources, whose prices move between runs, this is what appeared and disappeared; a
     re-run of an unchanged file observes nothing new and so "removes" everything: read it with
     the runs' `records_unchanged`.
+
+    When a is the run of the source right before b, the answer is the comparison recorded when
+    b finished (`run_changes`, milliseconds however large the runs); a later run that corrects
+    one of those observations does not change it. Any other pair is computed when asked (from
+    the index on `price_history.run_id`: the two runs' rows only).
     """
     with engine.connect() as conn:
         run_a = _run_or_404(conn, a, "a")
