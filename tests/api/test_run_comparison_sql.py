@@ -1,5 +1,6 @@
 """runs.compare_observations: the comparison the database computes equals the plain reading of
-the history rows (newest row per source asset and run; added, removed, top moves)."""
+the history rows (newest row per source asset and run; added, removed, top moves), and so does
+the one it stores for two finished runs and reads back."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from kasparro.api.queries import runs as runs_queries
-from kasparro.db.schema import price_history
+from kasparro.db.schema import etl_runs, price_history, run_comparisons
+from tests.api.conftest import run_row
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 # Ids whose byte order differs from a locale's order (case, accents, digits, punctuation).
@@ -55,29 +57,62 @@ def _expected(rows: list[dict[str, object]], run_id: str) -> dict[str, dict[str,
     return newest
 
 
+def _plain(rows: list[dict[str, object]], listed: int, moves: int) -> runs_queries.ObservedChanges:
+    """The comparison of run-a and run-b read plainly from the rows, in Python."""
+    seen_a, seen_b = _expected(rows, "run-a"), _expected(rows, "run-b")
+    moved = []
+    for key in seen_a.keys() & seen_b.keys():
+        pa, pb = float(seen_a[key]["price_usd"]), float(seen_b[key]["price_usd"])  # type: ignore[arg-type]
+        if pa > 0:
+            change = (pb - pa) / pa * 100
+            moved.append(
+                runs_queries.PriceChange(key, str(seen_b[key]["asset_id"]), pa, pb, change)
+            )
+    moved.sort(key=lambda m: (-abs(m.change_pct), m.source_asset_id))
+    added, removed = seen_b.keys() - seen_a.keys(), seen_a.keys() - seen_b.keys()
+    return runs_queries.ObservedChanges(
+        added_count=len(added),
+        removed_count=len(removed),
+        added=sorted(added)[:listed],
+        removed=sorted(removed)[:listed],
+        moves=moved[:moves],
+    )
+
+
 def test_comparison_in_sql_equals_the_plain_reading(engine: Engine) -> None:
     rows = _rows(random.Random(15))
     with engine.begin() as conn:
         conn.execute(sa.insert(price_history), rows)
-    seen_a, seen_b = _expected(rows, "run-a"), _expected(rows, "run-b")
-    moves = []
-    for key in seen_a.keys() & seen_b.keys():
-        pa, pb = float(seen_a[key]["price_usd"]), float(seen_b[key]["price_usd"])  # type: ignore[arg-type]
-        if pa > 0:
-            moves.append((key, seen_b[key]["asset_id"], pa, pb, (pb - pa) / pa * 100))
-    moves.sort(key=lambda m: (-abs(m[4]), m[0]))
-
     with engine.connect() as conn:
         got = runs_queries.compare_observations(
             conn, "coingecko", "run-a", "run-b", listed=7, moves=5
         )
-    assert got.added_count == len(seen_b.keys() - seen_a.keys()) > 7
-    assert got.removed_count == len(seen_a.keys() - seen_b.keys()) > 7
-    assert got.added == sorted(seen_b.keys() - seen_a.keys())[:7]
-    assert got.removed == sorted(seen_a.keys() - seen_b.keys())[:7]
-    assert [
-        (m.source_asset_id, m.asset_id, m.price_a, m.price_b, m.change_pct) for m in got.moves
-    ] == moves[:5]
+    assert got == _plain(rows, listed=7, moves=5)
+    assert got.added_count > 7 and got.removed_count > 7 and len(got.moves) == 5
+
+
+def test_a_stored_comparison_equals_the_plain_reading(engine: Engine) -> None:
+    """Two finished runs (not one after the other: a run of theirs between them): the first
+    request stores their comparison, the next ones read it, all equal to the plain reading."""
+    rows = _rows(random.Random(17))
+    with engine.begin() as conn:
+        conn.execute(sa.insert(price_history), rows)
+        conn.execute(
+            sa.insert(etl_runs),
+            [
+                run_row(run_id, "coingecko", "success", T0 + timedelta(hours=h), T0)
+                for h, run_id in enumerate(("run-a", "run-other", "run-b"))
+            ],
+        )
+    for listed, moves in ((100, 10), (7, 5), (100, 10)):
+        with engine.connect() as conn:
+            got = runs_queries.comparison(
+                conn, "coingecko", "run-a", "run-b", listed=listed, moves=moves
+            )
+        assert got.origin == "first_request"
+        assert got.changes == _plain(rows, listed, moves)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(run_comparisons)) == 1
 
 
 def test_a_run_compared_with_itself_changes_nothing(engine: Engine) -> None:

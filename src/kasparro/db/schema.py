@@ -89,7 +89,7 @@ price_history = sa.Table(
     sa.Index("ix_price_history_asset_id_observed_at", "asset_id", "observed_at"),
     # One source's candles (migration 0010; on PostgreSQL it carries price and volume too).
     sa.Index("ix_price_history_asset_id_source_observed_at", "asset_id", "source", "observed_at"),
-    # The rows a run wrote, for its change summary (run_changes) and /runs/compare.
+    # The rows a run wrote, for its change summaries (run_changes, run_comparisons).
     sa.Index("ix_price_history_run_id", "run_id"),
 )
 
@@ -150,6 +150,22 @@ run_changes = sa.Table(
     sa.Column("run_id", sa.String(36), primary_key=True),
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("previous_run_id", sa.String(36), nullable=False),
+    sa.Column("added_count", sa.Integer, nullable=False),
+    sa.Column("removed_count", sa.Integer, nullable=False),
+    sa.Column("added", Json, nullable=False),
+    sa.Column("removed", Json, nullable=False),
+    sa.Column("moves", Json, nullable=False),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
+)
+
+# Any other two finished runs of a source compared (api/queries/runs.py), as in run_changes:
+# written the first time the pair is asked for, read back after that.
+run_comparisons = sa.Table(
+    "run_comparisons",
+    metadata,
+    sa.Column("run_a_id", sa.String(36), primary_key=True),
+    sa.Column("run_b_id", sa.String(36), primary_key=True),
+    sa.Column("source", sa.String(32), nullable=False),
     sa.Column("added_count", sa.Integer, nullable=False),
     sa.Column("removed_count", sa.Integer, nullable=False),
     sa.Column("added", Json, nullable=False),

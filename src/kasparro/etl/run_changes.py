@@ -1,11 +1,14 @@
 """What a run observed compared with another run of its source, and each finished run's
 comparison with the run before it, written once when it ends (table run_changes).
 
-Comparing two full runs reads both runs' history rows: hundreds of thousands a side, seconds of
-work, where a page has milliseconds. The usual comparison, a run with the one before it, is
-computed here when the run finishes (`record_run_changes`, called by etl/run_record.py) and read
-back by /runs/compare and the console; any other pair is computed when asked (`observed_changes`,
-from the index on price_history.run_id, so it reads those two runs' rows and no others).
+Comparing two full runs reads both runs' history rows: hundreds of thousands a side, a few
+hundred milliseconds at best, where a page has fifty. The usual comparison, a run with the one
+before it, is computed here when the run finishes (`record_run_changes`, called by
+etl/run_record.py) and read back by /runs/compare and the console; any other pair is computed
+when first asked (`observed_changes`, from the index on price_history (run_id, source, ...), so
+it reads those two runs' rows and no others) and, when both runs have finished, stored by
+api/queries/runs.py in run_comparisons, a row like run_changes' (`summary_values`,
+`read_summary`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Connection, Engine
 
 from kasparro.db.engine import write_transaction
@@ -58,38 +62,22 @@ def observed_changes(
     A run observed a source asset when it wrote a history row of it; its price is that of the
     newest such row (by observed_at). Only counts and the first rows come back: two full runs
     are hundreds of thousands of rows a side, which Python need never see.
+
+    Each run's rows are found by the index on run_id (0009), its newest row per source asset
+    kept (DISTINCT ON on PostgreSQL), and the two runs paired by a full join (FULL JOIN: SQLite
+    3.39 or later).
     """
-    newest = (
-        sa.select(
-            price_history.c.run_id,
-            price_history.c.source_asset_id,
-            price_history.c.asset_id,
-            price_history.c.price_usd,
-            sa.func.row_number()
-            .over(
-                partition_by=(price_history.c.source_asset_id, price_history.c.run_id),
-                order_by=price_history.c.observed_at.desc(),
-            )
-            .label("rank"),
-        )
-        # The two runs' rows from the index on run_id; the source keeps other sources' out.
-        .where(price_history.c.source == source, price_history.c.run_id.in_([run_a, run_b]))
-        .subquery("newest")
-    )
-
-    def of_run(run_id: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        return sa.func.max(sa.case((newest.c.run_id == run_id, column)))
-
+    a = _newest_of_run(conn, source, run_a, "a")
+    b = _newest_of_run(conn, source, run_b, "b")
     # One row per source asset: its price in each run (NULL: not observed by that run).
     paired = (
         sa.select(
-            newest.c.source_asset_id.label("key"),
-            of_run(run_b, newest.c.asset_id).label("asset_id"),
-            of_run(run_a, newest.c.price_usd).label("price_a"),
-            of_run(run_b, newest.c.price_usd).label("price_b"),
+            sa.func.coalesce(a.c.key, b.c.key).label("key"),
+            a.c.price_usd.label("price_a"),
+            b.c.price_usd.label("price_b"),
+            b.c.observed_at.label("observed_b"),
         )
-        .where(newest.c.rank == 1)
-        .group_by(newest.c.source_asset_id)
+        .select_from(a.join(b, a.c.key == b.c.key, full=True))
         .cte("paired")
     )
     # Sorted as Python sorts strings (by code point), not by the database's locale.
@@ -99,27 +87,21 @@ def observed_changes(
     change = (paired.c.price_b - paired.c.price_a) / paired.c.price_a * 100
     empty = sa.null()
 
-    def part(
-        kind: str,
-        *columns: sa.ColumnElement[Any],
-        where: sa.ColumnElement[bool],
-        order: Any,
-        limit: int,
-    ) -> sa.Subquery:
-        stmt = sa.select(sa.literal(kind).label("kind"), *columns).where(where)
-        return stmt.order_by(*order).limit(limit).subquery()
-
-    def listing(kind: str, where: sa.ColumnElement[bool]) -> sa.Subquery:
-        return part(
-            kind,
-            paired.c.key,
-            sa.cast(empty, sa.String).label("asset_id"),
-            sa.cast(empty, sa.Double).label("price_a"),
-            sa.cast(empty, sa.Double).label("price_b"),
-            sa.cast(empty, sa.Double).label("change"),
-            where=where,
-            order=[key],
-            limit=listed,
+    def listing(kind: str, where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        first = (
+            sa.select(sa.literal(kind).label("kind"), paired.c.key)
+            .where(where)
+            .order_by(key)
+            .limit(listed)
+            .subquery()
+        )
+        return sa.select(
+            first.c.kind,
+            first.c.key,
+            sa.cast(empty, sa.String),
+            sa.cast(empty, sa.Double),
+            sa.cast(empty, sa.Double),
+            sa.cast(empty, sa.Double),
         )
 
     def counted(kind: str, where: sa.ColumnElement[bool]) -> sa.Select[Any]:
@@ -133,21 +115,41 @@ def observed_changes(
         ).where(where)
 
     both = paired.c.price_a.is_not(None) & paired.c.price_b.is_not(None) & (paired.c.price_a > 0)
-    moved = part(
-        "move",
-        paired.c.key,
-        paired.c.asset_id,
-        paired.c.price_a,
-        paired.c.price_b,
-        change.label("change"),
-        where=both,
-        order=[sa.func.abs(change).desc(), key],
-        limit=moves,
+    top = (
+        sa.select(
+            paired.c.key,
+            paired.c.observed_b,
+            paired.c.price_a,
+            paired.c.price_b,
+            change.label("change"),
+        )
+        .where(both)
+        .order_by(sa.func.abs(change).desc(), key)
+        .limit(moves)
+        .subquery("top")
+    )
+    # The asset of run b's row, for the few moves only: a primary-key read each.
+    moved = sa.select(
+        sa.literal("move"),
+        top.c.key,
+        price_history.c.asset_id,
+        top.c.price_a,
+        top.c.price_b,
+        top.c.change,
+    ).select_from(
+        top.join(
+            price_history,
+            (price_history.c.source == source)
+            & (price_history.c.source_asset_id == top.c.key)
+            & (price_history.c.observed_at == top.c.observed_b),
+        )
     )
     parts = [
         counted("added_count", only_b),
         counted("removed_count", only_a),
-        *(sa.select(p) for p in (listing("added", only_b), listing("removed", only_a), moved)),
+        listing("added", only_b),
+        listing("removed", only_a),
+        moved,
     ]
     rows = conn.execute(sa.union_all(*parts)).all()
     counts = {kind: int(value) for kind, _, _, value, _, _ in rows if kind.endswith("_count")}
@@ -164,6 +166,38 @@ def observed_changes(
             ),
             key=lambda m: (-abs(m.change_pct), m.source_asset_id),
         ),
+    )
+
+
+def _newest_of_run(conn: Connection, source: str, run_id: str, name: str) -> sa.Subquery:
+    """Each source asset the run observed, with the time and price of its newest row."""
+    history = price_history.c
+    of_run = (history.source == source, history.run_id == run_id)
+    if conn.dialect.name == "postgresql":
+        # DISTINCT ON keeps each asset's first row in index order: no sort, no window.
+        return (
+            sa.select(history.source_asset_id.label("key"), history.observed_at, history.price_usd)
+            .where(*of_run)
+            .ext(distinct_on(history.source_asset_id))
+            .order_by(history.source_asset_id.desc(), history.observed_at.desc())
+            .subquery(name)
+        )
+    ranked = (
+        sa.select(
+            history.source_asset_id.label("key"),
+            history.observed_at,
+            history.price_usd,
+            sa.func.row_number()
+            .over(partition_by=history.source_asset_id, order_by=history.observed_at.desc())
+            .label("rank"),
+        )
+        .where(*of_run)
+        .subquery()
+    )
+    return (
+        sa.select(ranked.c.key, ranked.c.observed_at, ranked.c.price_usd)
+        .where(ranked.c.rank == 1)
+        .subquery(name)
     )
 
 
@@ -203,14 +237,7 @@ def record_run_changes(engine: Engine, run_id: str) -> bool:
             "run_id": run_id,
             "source": source,
             "previous_run_id": previous,
-            "added_count": changes.added_count,
-            "removed_count": changes.removed_count,
-            "added": changes.added,
-            "removed": changes.removed,
-            "moves": [
-                [m.source_asset_id, m.asset_id, m.price_a, m.price_b, m.change_pct]
-                for m in changes.moves
-            ],
+            **summary_values(changes),
             "computed_at": datetime.now(UTC),
         }
         with write_transaction(engine, serialized=False) as conn:
@@ -221,29 +248,31 @@ def record_run_changes(engine: Engine, run_id: str) -> bool:
     return True
 
 
+def summary_values(changes: ObservedChanges) -> dict[str, Any]:
+    """A comparison as a run_changes or run_comparisons row holds it (LISTED ids, MOVES moves)."""
+    return {
+        "added_count": changes.added_count,
+        "removed_count": changes.removed_count,
+        "added": changes.added,
+        "removed": changes.removed,
+        "moves": [
+            [m.source_asset_id, m.asset_id, m.price_a, m.price_b, m.change_pct]
+            for m in changes.moves
+        ],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class StoredChanges:
     changes: ObservedChanges
     computed_at: datetime
 
 
-def stored_changes(
-    conn: Connection, run_a: str, run_b: str, *, listed: int, moves: int
-) -> StoredChanges | None:
-    """Run b's stored comparison, when run a is the run before it and the summary holds as many
-    ids and moves as asked for; None otherwise (compute it with `observed_changes`)."""
-    if listed > LISTED or moves > MOVES:
-        return None
-    row = conn.execute(
-        sa.select(run_changes).where(
-            run_changes.c.run_id == run_b, run_changes.c.previous_run_id == run_a
-        )
-    ).first()
-    if row is None:
-        return None
+def read_summary(conn: Connection, row: sa.Row[Any], *, listed: int, moves: int) -> StoredChanges:
+    """A stored comparison (run_changes or run_comparisons row), its first `listed` ids and
+    `moves` moves. A merge or split since moves members (and their history) to other assets:
+    each move links to its source asset's asset now, as the history rows would."""
     kept = row.moves[:moves]
-    # A merge or split since moves members (and their history) to other assets: link each
-    # move to its source asset's asset now, as the history rows would.
     now_in = dict(
         conn.execute(
             sa.select(asset_sources.c.source_asset_id, asset_sources.c.asset_id).where(
@@ -265,3 +294,18 @@ def stored_changes(
         ),
         row.computed_at,
     )
+
+
+def stored_changes(
+    conn: Connection, run_a: str, run_b: str, *, listed: int, moves: int
+) -> StoredChanges | None:
+    """Run b's stored comparison, when run a is the run before it and the summary holds as many
+    ids and moves as asked for; None otherwise (compute it with `observed_changes`)."""
+    if listed > LISTED or moves > MOVES:
+        return None
+    row = conn.execute(
+        sa.select(run_changes).where(
+            run_changes.c.run_id == run_b, run_changes.c.previous_run_id == run_a
+        )
+    ).first()
+    return None if row is None else read_summary(conn, row, listed=listed, moves=moves)

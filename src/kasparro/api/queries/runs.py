@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kasparro.api.queries.common import count_rows
-from kasparro.db.schema import asset_sources, assets, etl_runs, quarantine
+from kasparro.db.engine import write_transaction
+from kasparro.db.schema import asset_sources, assets, etl_runs, quarantine, run_comparisons
+from kasparro.etl.run_changes import (
+    LISTED,
+    MOVES,
+    StoredChanges,
+    observed_changes,
+    read_summary,
+    stored_changes,
+    summary_values,
+)
 from kasparro.etl.run_changes import ObservedChanges as ObservedChanges
 from kasparro.etl.run_changes import PriceChange as PriceChange
-from kasparro.etl.run_changes import observed_changes, stored_changes
+from kasparro.load.sql import insert_ignore
+from kasparro.logging import get_logger
 from kasparro.sources.registry import source_names
+
+log = get_logger(__name__)
 
 # A degraded run loaded what it could trust and quarantined the rest: it succeeded.
 SUCCEEDED = ("success", "degraded")
@@ -156,9 +169,89 @@ def run(conn: Connection, run_id: str, *, with_detail: bool = False) -> dict[str
 def compare_observations(
     conn: Connection, source: str, run_a: str, run_b: str, *, listed: int, moves: int
 ) -> ObservedChanges:
-    """What run b observed compared with run a (see etl/run_changes.py): run b's stored summary
-    when run a is the run before it, else computed from the two runs' history rows."""
-    stored = stored_changes(conn, run_a, run_b, listed=listed, moves=moves)
+    """What run b observed compared with run a (see etl/run_changes.py and `comparison`)."""
+    return comparison(conn, source, run_a, run_b, listed=listed, moves=moves).changes
+
+
+# Where a comparison comes from: recorded when run b finished (run_changes, b and the run
+# before it), stored on the pair's first request (run_comparisons), or computed now.
+Origin = Literal["recorded", "first_request", "computed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    changes: ObservedChanges
+    origin: Origin
+    computed_at: datetime | None  # None: computed now, and not stored
+
+
+def comparison(
+    conn: Connection, source: str, run_a: str, run_b: str, *, listed: int, moves: int
+) -> Comparison:
+    """Run b's recorded comparison when run a is the run before it; else the pair's, stored by
+    its first request; else computed from the two runs' history rows, and stored when both runs
+    have finished (their rows no longer change; a run still running is compared anew each
+    time). Merges and splits since are followed when a stored one is read (`read_summary`)."""
+    recorded = stored_changes(conn, run_a, run_b, listed=listed, moves=moves)
+    if recorded is not None:
+        return Comparison(recorded.changes, "recorded", recorded.computed_at)
+    stored = stored_comparison(conn, run_a, run_b, listed=listed, moves=moves)
     if stored is not None:
-        return stored.changes
-    return observed_changes(conn, source, run_a, run_b, listed=listed, moves=moves)
+        return Comparison(stored.changes, "first_request", stored.computed_at)
+    if listed > LISTED or moves > MOVES:  # more than a stored one keeps
+        changes = observed_changes(conn, source, run_a, run_b, listed=listed, moves=moves)
+        return Comparison(changes, "computed", None)
+    # Asked before the rows are read: a run that finishes in between is not stored half-read.
+    keep = _finished(conn, run_a, run_b)
+    changes = observed_changes(conn, source, run_a, run_b, listed=LISTED, moves=MOVES)
+    computed_at = _store(conn, source, run_a, run_b, changes) if keep else None
+    first = replace(
+        changes,
+        added=changes.added[:listed],
+        removed=changes.removed[:listed],
+        moves=changes.moves[:moves],
+    )
+    return Comparison(first, "computed" if computed_at is None else "first_request", computed_at)
+
+
+def stored_comparison(
+    conn: Connection, run_a: str, run_b: str, *, listed: int, moves: int
+) -> StoredChanges | None:
+    """The pair's comparison stored by its first request, when it holds as many ids and moves
+    as asked for; None otherwise."""
+    if listed > LISTED or moves > MOVES:
+        return None
+    row = conn.execute(
+        sa.select(run_comparisons).where(
+            run_comparisons.c.run_a_id == run_a, run_comparisons.c.run_b_id == run_b
+        )
+    ).first()
+    return None if row is None else read_summary(conn, row, listed=listed, moves=moves)
+
+
+def _finished(conn: Connection, *run_ids: str) -> bool:
+    finished = conn.scalar(
+        sa.select(sa.func.count()).where(
+            etl_runs.c.run_id.in_(set(run_ids)),
+            etl_runs.c.finished_at.is_not(None),
+            etl_runs.c.status != "running",
+        )
+    )
+    return finished == len(set(run_ids))
+
+
+def _store(
+    conn: Connection, source: str, run_a: str, run_b: str, changes: ObservedChanges
+) -> datetime | None:
+    """Write the pair's comparison (once: a concurrent first request's stays); when it was
+    computed, or None when it could not be written (logged: the next request computes it)."""
+    now = datetime.now(UTC)
+    row = {"run_a_id": run_a, "run_b_id": run_b, "source": source, "computed_at": now}
+    try:
+        # Its own short transaction: the caller's connection only reads.
+        with write_transaction(conn.engine, serialized=False) as writer:
+            insert_ignore(writer, run_comparisons, [{**row, **summary_values(changes)}])
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("run_comparison_not_stored", error=str(exc).splitlines()[0])
+        return None
+    return now

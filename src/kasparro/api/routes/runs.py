@@ -103,8 +103,9 @@ def compare_runs(
 
     When a is the run of the source right before b, the answer is the comparison recorded when
     b finished (`run_changes`, milliseconds however large the runs); a later run that corrects
-    one of those observations does not change it. Any other pair is computed when asked (from
-    the index on `price_history.run_id`: the two runs' rows only).
+    one of those observations does not change it. Any other pair is computed on its first
+    request (from the index on `price_history.run_id`: the two runs' rows only) and, when both
+    runs have finished, stored and read back after that.
     """
     with engine.connect() as conn:
         run_a = _run_or_404(conn, a, "a")

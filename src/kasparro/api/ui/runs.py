@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 
 from kasparro.api.errors import ProblemError
 from kasparro.api.inputs import NO_CONTROL
+from kasparro.api.queries.runs import stored_comparison
 from kasparro.api.routes import EngineDep, SettingsDep
 from kasparro.api.routes.runs import CHANGES_LISTED, MOVES_LISTED, RunId, compare_runs, get_run
 from kasparro.api.ui import queries
@@ -110,8 +111,12 @@ def compare(
     except ProblemError as problem:
         return error_page(request, problem, "Runs cannot be compared")
     with engine.connect() as conn:
-        # Where the figures come from, said on the page: B's summary, or both runs' rows now.
-        stored = stored_changes(
+        # Where the figures come from, said on the page: B's summary, the pair's stored by its
+        # first request (made by compare_runs just now, at the latest), or both runs' rows now.
+        recorded = stored_changes(
+            conn, a.strip(), b.strip(), listed=CHANGES_LISTED, moves=MOVES_LISTED
+        )
+        stored = stored_comparison(
             conn, a.strip(), b.strip(), listed=CHANGES_LISTED, moves=MOVES_LISTED
         )
         adjacent = previous_run(conn, b.strip()) == a.strip()
@@ -121,7 +126,8 @@ def compare(
         title="Compare runs",
         nav="runs",
         cmp=comparison,
-        recorded_at=stored.computed_at if stored is not None else None,
+        recorded_at=recorded.computed_at if recorded is not None else None,
+        stored_at=stored.computed_at if stored is not None else None,
         adjacent=adjacent,
     )
 
