@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from kasparro.api.app import create_app
-from kasparro.api.schemas import StartedRuns
+from kasparro.api.run_schemas import StartedRuns
 from kasparro.db.engine import write_transaction
 from kasparro.etl.lease import Lease, try_acquire
 from tests.api.conftest import ADMIN_KEY, api_settings, assert_problem, wait_for_runs

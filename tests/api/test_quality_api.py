@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from kasparro.api.app import create_app
-from kasparro.api.schemas import AnomalyPage, DriftPage, RunComparison, RunDetail
+from kasparro.api.run_schemas import AnomalyPage, DriftPage, RunComparison, RunDetail
 from kasparro.etl.runner import run_source
 from kasparro.fakes.faults import Fault
 from kasparro.fakes.server import FakeUpstreams

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from kasparro.api.app import create_app
-from kasparro.api.schemas import QuarantinedRecord, QuarantinePage, Stats
+from kasparro.api.run_schemas import Stats
+from kasparro.api.schemas import QuarantinedRecord, QuarantinePage
 from kasparro.db import schema
 from kasparro.db.engine import write_transaction
 from kasparro.etl.lease import Lease, try_acquire

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from kasparro.api.schemas import RunComparison, RunDetail, RunPage, Stats
+from kasparro.api.run_schemas import RunComparison, RunDetail, RunPage, Stats
 from kasparro.config import Settings
 from kasparro.db import schema
 from kasparro.etl.runner import RunResult, run_source

@@ -10,7 +10,8 @@ from fastapi.security import APIKeyHeader
 
 from kasparro.api.errors import ProblemError, problem_responses
 from kasparro.api.routes import SettingsDep, WriteEngineDep
-from kasparro.api.schemas import SourceName, StartedRun, StartedRuns
+from kasparro.api.run_schemas import StartedRun, StartedRuns
+from kasparro.api.schemas import SourceName
 from kasparro.etl.runner import SourceBusy, UnknownSource, enabled_sources, start_runs
 from kasparro.logging import get_logger
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request
 from kasparro.api.errors import problem_responses
 from kasparro.api.queries import events as events_queries
 from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, page_meta
-from kasparro.api.schemas import AnomalyPage, DriftPage, SourceName
+from kasparro.api.run_schemas import AnomalyPage, DriftPage
+from kasparro.api.schemas import SourceName
 from kasparro.db.schema import anomalies, drift_events
 
 router = APIRouter(tags=["quality"])

@@ -21,13 +21,8 @@ from kasparro.api.routes import (
     page_meta,
 )
 from kasparro.api.routes.etl import require_admin, source_busy
-from kasparro.api.schemas import (
-    QuarantinedRecord,
-    QuarantinePage,
-    SourceName,
-    StartedRun,
-    StartedRuns,
-)
+from kasparro.api.run_schemas import StartedRun, StartedRuns
+from kasparro.api.schemas import QuarantinedRecord, QuarantinePage, SourceName
 from kasparro.etl.replay import Selection, sources_to_replay, start_replays
 from kasparro.etl.runner import SourceBusy
 from kasparro.logging import get_logger

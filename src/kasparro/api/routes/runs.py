@@ -13,7 +13,7 @@ from kasparro.api.queries import events as events_queries
 from kasparro.api.queries import runs as runs_queries
 from kasparro.api.routes import NO_NUL, EngineDep, Limit, Offset, SettingsDep, page_meta
 from kasparro.api.routes.etl import api_key_header, is_admin
-from kasparro.api.schemas import (
+from kasparro.api.run_schemas import (
     Anomaly,
     AssetChanges,
     CountDelta,
@@ -22,10 +22,9 @@ from kasparro.api.schemas import (
     RunComparison,
     RunDetail,
     RunPage,
-    RunStatus,
     SourceAssetRef,
-    SourceName,
 )
+from kasparro.api.schemas import RunStatus, SourceName
 from kasparro.db.schema import anomalies, drift_events
 
 router = APIRouter(tags=["runs"])

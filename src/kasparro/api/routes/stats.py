@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from kasparro.api.errors import problem_responses
 from kasparro.api.queries import runs as runs_queries
 from kasparro.api.routes import EngineDep, SettingsDep
-from kasparro.api.schemas import SourceStats, Stats
+from kasparro.api.run_schemas import SourceStats, Stats
 from kasparro.etl.runner import enabled_sources
 from kasparro.sources.registry import source_names
 
