@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from kasparro.config import Settings
+from kasparro.consensus.refresh import compute_now
 from kasparro.db import schema
 from tests.api.conftest import ADMIN_KEY, api_settings, assert_problem
 from tests.helpers import snapshot
@@ -98,6 +99,11 @@ def test_merge_over_http_redirects_the_old_id_and_shows_who_decided(
     )
     assert moved_history.status_code == 308
     assert moved_history.headers["location"] == f"/assets/{keep}/history?limit=5"
+    # In bulk, the merged id gets the asset it joined, said so in meta.merged.
+    compute_now(engine, curated)
+    bulk = client.get("/prices", params=[("asset_id", gone), ("asset_id", "nope")]).json()
+    assert [row["asset_id"] for row in bulk["data"]] == [keep]
+    assert (bulk["meta"]["merged"], bulk["meta"]["missing"]) == ({gone: keep}, ["nope"])
     # The consensus endpoints lead there too (its reference series moved with the merge).
     for suffix, query in (("/price", {}), ("/price/history", {"limit": "3"})):
         moved_price = client.get(f"/assets/{gone}{suffix}", params=query, follow_redirects=False)

@@ -71,6 +71,11 @@ class PriceListMeta(_Model):
     missing: list[str] = Field(
         description="Requested asset ids with no reference price (unknown, or not computed yet)."
     )
+    merged: dict[str, str] = Field(
+        default_factory=dict,
+        description="Requested ids of assets merged into another: each -> the asset it joined, "
+        "whose price `data` holds in its place.",
+    )
 
 
 class PriceList(_Model):

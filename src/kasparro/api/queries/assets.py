@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -148,6 +149,18 @@ def _member(row: Any) -> dict[str, Any]:
         "match_score": row.match_score,
         "decision": decision,
     }
+
+
+def redirect_targets(conn: Connection, asset_ids: Sequence[str]) -> dict[str, str]:
+    """`redirect_target` of several ids at once: those merged into another, -> that asset."""
+    if not asset_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(identity_redirects.c.asset_id, identity_redirects.c.target_asset_id).where(
+            identity_redirects.c.asset_id.in_(list(asset_ids))
+        )
+    )
+    return {row.asset_id: row.target_asset_id for row in rows}
 
 
 def redirect_target(conn: Connection, asset_id: str) -> str | None:

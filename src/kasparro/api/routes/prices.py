@@ -163,18 +163,23 @@ def get_price(request: Request, engine: EngineDep, asset_id: AssetId) -> Referen
 )
 def get_prices(request: Request, engine: EngineDep, asset_id: AssetIds) -> PriceList:
     """The newest reference price of each `asset_id` (repeat the parameter), in the order
-    requested; ids with none (unknown, or not computed yet) are listed in `meta.missing`."""
+    requested; ids with none (unknown, or not computed yet) are listed in `meta.missing`. The id
+    of an asset merged into another gets that asset's price in its place (`meta.merged`)."""
     wanted = list(dict.fromkeys(asset_id))
     with engine.connect() as conn:
         rows = prices_queries.latest(conn, wanted)
-    data = [reference(rows[a]) for a in wanted if a in rows]
+        merged = assets_queries.redirect_targets(conn, [a for a in wanted if a not in rows])
+        rows |= prices_queries.latest(conn, [t for t in merged.values() if t not in rows])
+    found = [merged.get(a, a) for a in wanted]
+    data = [reference(rows[a]) for a in dict.fromkeys(found) if a in rows]
     return PriceList.model_validate(
         {
             "data": data,
             "meta": {
                 "request_id": request_id(request),
                 "count": len(data),
-                "missing": [a for a in wanted if a not in rows],
+                "missing": [a for a, f in zip(wanted, found, strict=True) if f not in rows],
+                "merged": merged,
             },
         }
     )
