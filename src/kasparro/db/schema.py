@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from kasparro.db.types import BigId, Json, UTCDateTime
@@ -142,6 +144,19 @@ etl_runs = sa.Table(
     sa.Index("ix_etl_runs_source_started_at", "source", "started_at"),
 )
 
+
+def _comparison_columns() -> list[sa.Column[Any]]:
+    """What a stored comparison of two runs holds (etl/run_changes.py `summary_values`)."""
+    return [
+        sa.Column("added_count", sa.Integer, nullable=False),
+        sa.Column("removed_count", sa.Integer, nullable=False),
+        sa.Column("added", Json, nullable=False),
+        sa.Column("removed", Json, nullable=False),
+        sa.Column("moves", Json, nullable=False),
+        sa.Column("computed_at", UTCDateTime, nullable=False),
+    ]
+
+
 # What a finished run observed compared with the run of its source before it (etl/run_changes.py):
 # counts, the first ids added and removed, the largest price moves; written once, when it ends.
 run_changes = sa.Table(
@@ -150,12 +165,7 @@ run_changes = sa.Table(
     sa.Column("run_id", sa.String(36), primary_key=True),
     sa.Column("source", sa.String(32), nullable=False),
     sa.Column("previous_run_id", sa.String(36), nullable=False),
-    sa.Column("added_count", sa.Integer, nullable=False),
-    sa.Column("removed_count", sa.Integer, nullable=False),
-    sa.Column("added", Json, nullable=False),
-    sa.Column("removed", Json, nullable=False),
-    sa.Column("moves", Json, nullable=False),
-    sa.Column("computed_at", UTCDateTime, nullable=False),
+    *_comparison_columns(),
 )
 
 # Any other two finished runs of a source compared (api/queries/runs.py), as in run_changes:
@@ -166,12 +176,7 @@ run_comparisons = sa.Table(
     sa.Column("run_a_id", sa.String(36), primary_key=True),
     sa.Column("run_b_id", sa.String(36), primary_key=True),
     sa.Column("source", sa.String(32), nullable=False),
-    sa.Column("added_count", sa.Integer, nullable=False),
-    sa.Column("removed_count", sa.Integer, nullable=False),
-    sa.Column("added", Json, nullable=False),
-    sa.Column("removed", Json, nullable=False),
-    sa.Column("moves", Json, nullable=False),
-    sa.Column("computed_at", UTCDateTime, nullable=False),
+    *_comparison_columns(),
 )
 
 # Per source, its cursor state; written in the same transaction as the data it covers.

@@ -301,11 +301,22 @@ def stored_changes(
 ) -> StoredChanges | None:
     """Run b's stored comparison, when run a is the run before it and the summary holds as many
     ids and moves as asked for; None otherwise (compute it with `observed_changes`)."""
-    if listed > LISTED or moves > MOVES:
-        return None
-    row = conn.execute(
+    return stored_summary(
+        conn,
         sa.select(run_changes).where(
             run_changes.c.run_id == run_b, run_changes.c.previous_run_id == run_a
-        )
-    ).first()
+        ),
+        listed=listed,
+        moves=moves,
+    )
+
+
+def stored_summary(
+    conn: Connection, query: sa.Select[Any], *, listed: int, moves: int
+) -> StoredChanges | None:
+    """The comparison row `query` finds (run_changes or run_comparisons), when it holds as many
+    ids and moves as asked for; None otherwise."""
+    if listed > LISTED or moves > MOVES:
+        return None
+    row = conn.execute(query).first()
     return None if row is None else read_summary(conn, row, listed=listed, moves=moves)

@@ -111,9 +111,10 @@ class Source(ABC):
     known_assets: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
-    @abstractmethod
     def from_settings(cls, settings: CoreSettings) -> Self:
-        """Build the source from the settings; its own are `settings.source_settings(cls)`."""
+        """Build the source from the settings; its own are `settings.source_settings(cls)`.
+        By default the constructor takes the settings alone: `cls(settings)`."""
+        return cls(settings)  # type: ignore[call-arg]  # the constructor documented above
 
     @abstractmethod
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:

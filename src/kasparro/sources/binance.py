@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import Field
@@ -232,10 +232,6 @@ class BinanceSource(Source):
             limiter=rate_limiter(own.rate_limit_per_minute, 60),
             transport=transport,
         )
-
-    @classmethod
-    def from_settings(cls, settings: CoreSettings) -> Self:
-        return cls(settings)
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         self.weight.afford(EXCHANGE_INFO_WEIGHT, "exchangeInfo")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar
 
 import httpx
 from pydantic import Field, SecretStr
@@ -185,10 +185,6 @@ class CoinPaprikaSource(Source):
             secrets=(key,),
             transport=transport,
         )
-
-    @classmethod
-    def from_settings(cls, settings: CoreSettings) -> Self:
-        return cls(settings)
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         # No paging upstream: a resumed run fetches again and skips what has not moved.

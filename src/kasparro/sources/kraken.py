@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import Field
@@ -215,10 +215,6 @@ class KrakenSource(Source):
             limiter=rate_limiter(own.rate_limit_per_minute, 60),
             transport=transport,
         )
-
-    @classmethod
-    def from_settings(cls, settings: CoreSettings) -> Self:
-        return cls(settings)
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         assets = result_of(self._client.get_json("/0/public/Assets"), "Assets")

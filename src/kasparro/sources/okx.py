@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import Field
@@ -217,10 +217,6 @@ class OkxSource(Source):
             limiter=rate_limiter(own.rate_limit_per_second, 1),
             transport=transport,
         )
-
-    @classmethod
-    def from_settings(cls, settings: CoreSettings) -> Self:
-        return cls(settings)
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Batch]:
         instruments = live_instruments(

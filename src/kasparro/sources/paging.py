@@ -17,7 +17,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from kasparro.logging import get_logger
 from kasparro.models import RawRecord
@@ -144,10 +144,6 @@ class PagedSource(Source, Generic[T]):
 
     def items_of(self, content: T) -> Sequence[Any]:
         return cast(Sequence[Any], content)
-
-    @classmethod
-    def from_settings(cls, settings: CoreSettings) -> Self:
-        return cls(settings)  # type: ignore[call-arg]  # the constructor documented above
 
     def first_page(self, cursor: Cursor | None) -> int:
         """Where a crawl resumes: the checkpoint's page, or 1 (none, or past a lowered cap)."""

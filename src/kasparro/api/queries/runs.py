@@ -18,8 +18,8 @@ from kasparro.etl.run_changes import (
     MOVES,
     StoredChanges,
     observed_changes,
-    read_summary,
     stored_changes,
+    stored_summary,
     summary_values,
 )
 from kasparro.etl.run_changes import ObservedChanges as ObservedChanges
@@ -219,14 +219,14 @@ def stored_comparison(
 ) -> StoredChanges | None:
     """The pair's comparison stored by its first request, when it holds as many ids and moves
     as asked for; None otherwise."""
-    if listed > LISTED or moves > MOVES:
-        return None
-    row = conn.execute(
+    return stored_summary(
+        conn,
         sa.select(run_comparisons).where(
             run_comparisons.c.run_a_id == run_a, run_comparisons.c.run_b_id == run_b
-        )
-    ).first()
-    return None if row is None else read_summary(conn, row, listed=listed, moves=moves)
+        ),
+        listed=listed,
+        moves=moves,
+    )
 
 
 def _finished(conn: Connection, *run_ids: str) -> bool:
